@@ -1,0 +1,273 @@
+"""One flat config per component, loaded from a config file plus `--set key=value` overrides.
+
+A config file is a Python file that defines `get_config()` returning a nested dict
+(`{"data": {...}, "model": {...}, "training": {...}}`), or a JSON file holding that dict.
+Every key must name a field below: an unknown key is an error, never a silent no-op.
+
+Example:
+    config = load_config("configs/av_digits.py", overrides=["training.epochs=3"])
+"""
+
+import ast
+import dataclasses
+import importlib.util
+import json
+import os
+from typing import Any, Optional
+
+MODALITIES = ("text", "image", "audio")
+TASKS = ("multiclass", "multilabel", "regression")
+
+
+class ConfigError(ValueError):
+    """A config file or override that does not fit the schema."""
+
+
+@dataclasses.dataclass
+class DataConfig:
+    # Where the data comes from.
+    train_manifest: str = ""  # JSONL manifest for training (see README "Manifest format").
+    validation_manifest: str = ""  # optional JSONL evaluated after each epoch.
+    test_manifest: str = ""  # optional JSONL evaluated (and reported) after training.
+    builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
+    # What the rows hold.
+    task: str = "multiclass"  # "multiclass" | "multilabel" | "regression".
+    modalities: tuple = ("text", "image", "audio")  # inputs the model reads.
+    optional_modalities: tuple = ()  # modalities a row may lack (it is then masked out).
+    labels: tuple = ()  # class names; empty: the sorted labels of the training manifest.
+    num_targets: int = 1  # regression outputs per example.
+    skip_invalid: bool = False  # skip (and count) invalid rows instead of stopping.
+    # Static shapes of everything that reaches the model.
+    text_sequence_length: int = 32  # tokens per text, [CLS] and [SEP] included.
+    image_size: int = 32  # images are resized to image_size x image_size x 3.
+    audio_sample_rate: int = 8000  # Hz the model expects.
+    audio_length: int = 8000  # samples per clip: longer clips are cropped, shorter padded.
+    resample_audio: bool = True  # resample other rates in the graph; False: reject them.
+    # Pipeline.
+    batch_size: int = 64  # global batch size (split across replicas).
+    shuffle_buffer: int = 10000  # examples in the shuffle buffer.
+    cache: bool = True  # cache decoded examples in memory after the first epoch.
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    # Text encoder (keras-hub BertBackbone).
+    text_preset: str = "minilm"  # "minilm" (offline package), keras-hub preset name, or a directory.
+    freeze_text_encoder: bool = True  # keep the BERT weights fixed.
+    # Image encoder (keras.applications.ResNet50).
+    image_weights: str = ""  # "" (random init), "imagenet" (download) or a local weights file.
+    freeze_image_encoder: bool = False
+    image_augmentation: float = 0.0  # max random translation (fraction of the size) in training.
+    image_batchnorm_momentum: float = 0.99  # moving-statistics momentum of ResNet50's BatchNorm.
+    # Audio encoder (log-Mel spectrogram + small CNN).
+    audio_frame_length: int = 256  # samples per STFT window.
+    audio_frame_step: int = 128  # samples between STFT windows.
+    audio_num_mel_bins: int = 64
+    audio_conv_filters: tuple = (32, 64, 128)  # one conv block per entry.
+    freeze_audio_encoder: bool = False
+    # Fusion and head.
+    projection_dim: int = 128  # shared width every encoder projects to.
+    fusion: str = "attention"  # "concat" | "attention".
+    fusion_num_heads: int = 4
+    fusion_num_layers: int = 1
+    modality_dropout: float = 0.0  # probability of dropping a modality per example in training.
+    head_hidden_dim: int = 256  # hidden width of the head MLP (0: linear head).
+    dropout: float = 0.1
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    run_dir: str = "runs/default"  # checkpoints, logs, model, reports.
+    epochs: int = 10
+    learning_rate: float = 1e-3  # peak learning rate at the global batch size.
+    weight_decay: float = 0.01  # AdamW decay; never applied to LayerNorm, bias, embeddings.
+    warmup_fraction: float = 0.1  # share of all steps spent in linear warmup.
+    decay: str = "cosine"  # "cosine" | "linear" | "constant" after warmup.
+    clip_norm: float = 1.0  # global gradient-norm clipping (0: off).
+    label_smoothing: float = 0.0
+    seed: int = 0
+    mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
+    jit_compile: str = "auto"  # "auto" | "true" | "false": XLA for the train step.
+    strategy: str = "auto"  # "auto" | "default" | "mirrored" | "tpu" | "multiworker".
+    tpu: str = ""  # TPU address for strategy "tpu" ("" = Colab / local auto-detection).
+    checkpoint_every_steps: int = 200  # also saved at every epoch end.
+    keep_checkpoints: int = 2
+    steps_per_epoch: int = 0  # 0: one pass over the training data.
+    export: bool = True  # write the serving SavedModel after training.
+
+
+@dataclasses.dataclass
+class Config:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "Config":
+        """Checks values that the types alone do not; returns self."""
+        data, model, training = self.data, self.model, self.training
+        _check_choice("data.task", data.task, TASKS)
+        if not data.modalities:
+            raise ConfigError("`data.modalities` must name at least one of "
+                              f"{list(MODALITIES)}. Received: []")
+        for name in data.modalities:
+            _check_choice("data.modalities", name, MODALITIES)
+        for name in data.optional_modalities:
+            if name not in data.modalities:
+                raise ConfigError("`data.optional_modalities` must be a subset of `data.modalities`"
+                                  f" ({list(data.modalities)}). Received: {name!r}")
+        _check_choice("model.fusion", model.fusion, ("concat", "attention"))
+        _check_choice("training.mixed_precision", training.mixed_precision,
+                      ("none", "bfloat16", "float16"))
+        _check_choice("training.jit_compile", str(training.jit_compile).lower(),
+                      ("auto", "true", "false"))
+        _check_choice("training.strategy", training.strategy,
+                      ("auto", "default", "mirrored", "tpu", "multiworker"))
+        _check_choice("training.decay", training.decay, ("cosine", "linear", "constant"))
+        for key, value in (("data.batch_size", data.batch_size), ("training.epochs", training.epochs),
+                           ("data.text_sequence_length", data.text_sequence_length),
+                           ("data.audio_length", data.audio_length),
+                           ("data.audio_sample_rate", data.audio_sample_rate),
+                           ("model.projection_dim", model.projection_dim)):
+            if value <= 0:
+                raise ConfigError(f"`{key}` must be > 0. Received: {value}")
+        if data.image_size < 32 and "image" in data.modalities:
+            raise ConfigError("`data.image_size` must be >= 32 (ResNet50's smallest input). "
+                              f"Received: {data.image_size}")
+        if not 0.0 <= model.modality_dropout < 1.0:
+            raise ConfigError("`model.modality_dropout` must be in [0, 1). "
+                              f"Received: {model.modality_dropout}")
+        if model.projection_dim % model.fusion_num_heads:
+            raise ConfigError("`model.projection_dim` must be divisible by `model.fusion_num_heads`."
+                              f" Received: projection_dim={model.projection_dim}, "
+                              f"fusion_num_heads={model.fusion_num_heads}")
+        if not data.train_manifest and not data.builder:
+            raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
+                              "(or `data.builder`).")
+        return self
+
+
+def _check_choice(key, value, choices):
+    if value not in choices:
+        raise ConfigError(f"`{key}` must be one of {list(choices)}. Received: {value!r}")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+
+
+def config_from_dict(values: dict, source: str = "config") -> Config:
+    """Builds a Config from a nested dict; unknown sections or keys raise ConfigError."""
+    config = Config()
+    for section, fields in values.items():
+        if section not in _SECTIONS:
+            raise ConfigError(f"{source}: unknown section {section!r}; expected one of "
+                              f"{list(_SECTIONS)}")
+        if not isinstance(fields, dict):
+            raise ConfigError(f"{source}: section {section!r} must be a dict. "
+                              f"Received: {type(fields).__name__}")
+        for key, value in fields.items():
+            _set_field(config, f"{section}.{key}", value, source)
+    return config
+
+
+def _set_field(config: Config, dotted_key: str, value: Any, source: str):
+    section, _, key = dotted_key.partition(".")
+    if section not in _SECTIONS or not key:
+        raise ConfigError(f"{source}: unknown key {dotted_key!r}; keys look like "
+                          "'training.epochs' with a section in " + str(list(_SECTIONS)))
+    target = getattr(config, section)
+    known = {field.name: field for field in dataclasses.fields(target)}
+    if key not in known:
+        close = [name for name in known if key in name or name in key]
+        hint = f" Did you mean {close}?" if close else ""
+        raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
+                          f"{section!r}: {sorted(known)}")
+    default = known[key].default
+    setattr(target, key, _coerce(value, default, dotted_key, source))
+
+
+def _coerce(value, default, key, source):
+    """Converts a value to the type of the field's default (tuples stay tuples)."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise ConfigError(f"{source}: `{key}` must be true or false. Received: {value!r}")
+    if isinstance(default, tuple):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+            if default and all(isinstance(item, int) for item in default):
+                value = [int(item) for item in value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: `{key}` must be a list. Received: {value!r}")
+        return tuple(value)
+    if isinstance(default, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: `{key}` must be a number. Received: {value!r}") from None
+        if isinstance(default, int):
+            if number != int(number):
+                raise ConfigError(f"{source}: `{key}` must be an integer. Received: {value!r}")
+            return int(number)
+        return number
+    if isinstance(default, str):
+        return str(value)
+    return value
+
+
+def _parse_override_value(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def load_config(path: Optional[str] = None, overrides=()) -> Config:
+    """Loads a config file (Python with `get_config()`, or JSON) and applies overrides.
+
+    Args:
+        path: config file; None starts from the defaults.
+        overrides: strings "section.key=value" (value parsed as a Python literal when it is one).
+
+    Returns:
+        A validated Config.
+    """
+    values = {}
+    if path:
+        if not os.path.exists(path):
+            raise ConfigError(f"config file not found: {path}")
+        if path.endswith(".json"):
+            with open(path) as handle:
+                try:
+                    values = json.load(handle)
+                except json.JSONDecodeError as error:
+                    raise ConfigError(f"{path}:{error.lineno}: not valid JSON: {error.msg}") from None
+        elif path.endswith(".py"):
+            spec = importlib.util.spec_from_file_location("tfmm_user_config", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            if not hasattr(module, "get_config"):
+                raise ConfigError(f"{path}: a Python config must define get_config() returning "
+                                  "a dict")
+            values = module.get_config()
+        else:
+            raise ConfigError(f"config file must end in .py or .json. Received: {path}")
+    config = config_from_dict(values, source=path or "config")
+    for override in overrides:
+        key, equals, text = override.partition("=")
+        if not equals:
+            raise ConfigError(f"--set expects key=value. Received: {override!r}")
+        _set_field(config, key.strip(), _parse_override_value(text.strip()), "--set")
+    return config.validate()
+
+
+def save_config(config: Config, path: str):
+    """Writes the config as JSON (the run folder's record of what ran)."""
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(path, "w") as handle:
+        json.dump(config.to_dict(), handle, indent=2)
