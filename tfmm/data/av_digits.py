@@ -1,0 +1,362 @@
+"""AV-digits QA: tfmm's offline quickstart data set (text + image + audio, all real data).
+
+Each example pairs
+
+- an **image**: a real 8x8 scan of a handwritten digit from scikit-learn's ``load_digits()``
+  (the UCI ML hand-written digits data, 1,797 scans), written as a grayscale PNG;
+- an **audio** clip: a real recording of a spoken digit from the Free Spoken Digit Dataset
+  (FSDD, CC BY-SA 4.0), taken from the subset packaged in ``tfmm/data/assets/fsdd_subset.zip``;
+- a **question** (text) about them, from :data:`QUESTION_TEMPLATES`;
+
+and the answer, one of the class names in :data:`ANSWER_CLASSES` ("0".."18", "yes", "no").
+
+Question types:
+
+- ``written``: the written digit (answer "0".."9");
+- ``spoken``: the spoken digit (answer "0".."9");
+- ``sum``: written + spoken (answer "0".."18");
+- ``spoken_larger``: is the spoken digit larger than the written one? ("yes"/"no"; equal -> "no").
+
+Splits: audio follows FSDD's convention (index 0-4 of each speaker and digit is test, the rest
+train); the image scans are split 80/20, stratified by digit, with a fixed seed, so train and
+test scans are disjoint and the same whatever ``seed`` the rows are drawn with.
+
+:func:`build_av_digits` writes the files and two JSON-lines manifests; see its docstring.
+The audio and the manifests derived from FSDD are under CC BY-SA 4.0 (see the README it writes
+and ``tfmm/data/assets/FSDD_LICENSE.md``).
+"""
+from __future__ import annotations
+
+import importlib.resources
+import io
+import json
+import os
+import re
+import struct
+import zipfile
+import zlib
+
+import numpy as np
+
+__all__ = [
+    "ANSWER_CLASSES",
+    "QUESTION_TEMPLATES",
+    "QUESTION_TYPES",
+    "build_av_digits",
+    "default_data_dir",
+    "fsdd_asset_path",
+    "answer_for",
+]
+
+QUESTION_TEMPLATES: dict[str, list[str]] = {
+    "written": [
+        "which digit is written?",
+        "what number is drawn in the picture?",
+        "what digit does the image show?",
+        "read the handwritten digit.",
+    ],
+    "spoken": [
+        "which digit is spoken?",
+        "what number do you hear?",
+        "what digit does the speaker say?",
+        "listen: which number is said?",
+    ],
+    "sum": [
+        "what is the written digit plus the spoken digit?",
+        "add the spoken digit to the written digit.",
+        "what do the digit in the picture and the digit you hear add up to?",
+        "sum of the handwritten and the spoken number?",
+    ],
+    "spoken_larger": [
+        "is the spoken digit larger than the written one?",
+        "is the number you hear bigger than the number in the picture?",
+        "does the speaker say a greater digit than the one drawn?",
+        "spoken digit greater than the handwritten digit?",
+    ],
+}
+QUESTION_TYPES: tuple[str, ...] = tuple(QUESTION_TEMPLATES)
+# Every possible answer, in a fixed order (use as the label vocabulary).
+ANSWER_CLASSES: tuple[str, ...] = tuple(str(i) for i in range(19)) + ("yes", "no")
+
+ENV_DATA_DIR = "TFMM_DATA_DIR"
+DEFAULT_DATA_DIR = os.path.join("data", "generated", "av_digits")
+FSDD_TEST_MAX_INDEX = 4  # FSDD: recordings with index 0-4 are the test split
+IMAGE_TEST_FRACTION = 0.2
+IMAGE_SPLIT_SEED = 20240601  # fixed: the image split does not depend on `seed`
+_FSDD_NAME = re.compile(r"(?:.*/)?(\d)_([a-z]+)_(\d+)\.wav$")
+_SPLITS = ("train", "test")
+
+
+def default_data_dir() -> str:
+    """``$TFMM_DATA_DIR`` if set, else ``data/generated/av_digits`` (relative to the cwd)."""
+    return os.environ.get(ENV_DATA_DIR) or DEFAULT_DATA_DIR
+
+
+def fsdd_asset_path():
+    """The packaged FSDD subset zip, as an ``importlib.resources`` Traversable."""
+    return importlib.resources.files(__package__ or "tfmm.data").joinpath("assets", "fsdd_subset.zip")
+
+
+def answer_for(question_type: str, written_digit: int, spoken_digit: int) -> str:
+    """The answer string of a question type for a (written, spoken) digit pair."""
+    if question_type == "written":
+        return str(written_digit)
+    if question_type == "spoken":
+        return str(spoken_digit)
+    if question_type == "sum":
+        return str(written_digit + spoken_digit)
+    if question_type == "spoken_larger":
+        return "yes" if spoken_digit > written_digit else "no"
+    raise ValueError(f"unknown question type {question_type!r}; expected one of {QUESTION_TYPES}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Sources
+
+
+def _read_fsdd_zip() -> tuple[zipfile.ZipFile, list[dict]]:
+    """Opens the packaged zip; returns it with one record per recording, sorted by file name."""
+    data = fsdd_asset_path().read_bytes()
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    recs = []
+    for member in zf.namelist():
+        m = _FSDD_NAME.match(member)
+        if not m:
+            continue
+        digit, speaker, index = int(m.group(1)), m.group(2), int(m.group(3))
+        recs.append({
+            "member": member,
+            "file": os.path.basename(member),
+            "digit": digit,
+            "speaker": speaker,
+            "index": index,
+            "split": "test" if index <= FSDD_TEST_MAX_INDEX else "train",
+        })
+    recs.sort(key=lambda r: r["file"])
+    if not recs:
+        raise RuntimeError("the packaged FSDD zip holds no recordings")
+    return zf, recs
+
+
+def _load_scans() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    images = np.clip(np.rint(d.images * (255.0 / 16.0)), 0, 255).astype(np.uint8)  # (1797, 8, 8)
+    return images, d.target.astype(np.int64)
+
+
+def image_split(labels: np.ndarray) -> dict[str, np.ndarray]:
+    """Stratified 80/20 split of scan indices with a fixed seed: {"train": idx, "test": idx}."""
+    rng = np.random.default_rng(IMAGE_SPLIT_SEED)
+    train, test = [], []
+    for digit in range(10):
+        idx = np.flatnonzero(labels == digit)
+        idx = idx[rng.permutation(len(idx))]
+        n_test = int(round(len(idx) * IMAGE_TEST_FRACTION))
+        test.extend(idx[:n_test].tolist())
+        train.extend(idx[n_test:].tolist())
+    return {"train": np.array(sorted(train)), "test": np.array(sorted(test))}
+
+
+def _png_gray8(img: np.ndarray) -> bytes:
+    """Encodes a 2-D uint8 array as an 8-bit grayscale PNG.
+
+    Written with the standard library (zlib) rather than ``tf.io.encode_png`` so building the
+    data set does not need to import TensorFlow (which alone takes longer than the whole build)
+    and the bytes are the same on every machine. TensorFlow, PIL, etc. decode it as usual.
+    """
+    h, w = img.shape
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    raw = b"".join(b"\x00" + img[r].tobytes() for r in range(h))  # filter type 0 per row
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Rows
+
+
+def _balanced_sequence(values, n: int, rng: np.random.Generator) -> list:
+    """n items, cycling through shuffled permutations of `values` (counts differ by at most 1,
+    and any aligned run of len(values) consecutive items holds each value once)."""
+    out: list = []
+    while len(out) < n:
+        out.extend(values[i] for i in rng.permutation(len(values)))
+    return out[:n]
+
+
+def _make_rows(split: str, recs: list[dict], scan_idx: np.ndarray, scan_labels: np.ndarray,
+               per_recording: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng([seed, _SPLITS.index(split)])
+    by_digit = {d: scan_idx[scan_labels[scan_idx] == d] for d in range(10)}
+
+    # Slots: each recording `per_recording` times, in shuffled recording order; question types
+    # come in blocks of 4 so they are balanced and (per_recording <= 4) a recording's rows differ.
+    order = rng.permutation(len(recs))
+    slots = [recs[i] for i in order for _ in range(per_recording)]
+    qtypes = _balanced_sequence(list(QUESTION_TYPES), len(slots), rng)
+
+    # spoken_larger: half the rows answer "yes". A spoken 0 can never be larger, so those are
+    # "no"; the "yes" answers go to a random choice of the other rows.
+    larger = [k for k, q in enumerate(qtypes) if q == "spoken_larger"]
+    free = [k for k in larger if slots[k]["digit"] > 0]
+    n_yes = min(len(larger) // 2, len(free))
+    want_yes = {free[i] for i in rng.choice(len(free), size=n_yes, replace=False)} if free else set()
+
+    rows = []
+    for k, (rec, qtype) in enumerate(zip(slots, qtypes)):
+        spoken = rec["digit"]
+        if qtype == "spoken_larger":
+            # Pick the written digit for the wanted answer: yes -> written < spoken;
+            # no -> written >= spoken (ties answer "no"); then a random scan of that digit.
+            choices = np.arange(0, spoken) if k in want_yes else np.arange(spoken, 10)
+            written = int(rng.choice(choices))
+            scan = int(rng.choice(by_digit[written]))
+        else:
+            scan = int(rng.choice(scan_idx))
+            written = int(scan_labels[scan])
+        templates = QUESTION_TEMPLATES[qtype]
+        rows.append({
+            "id": f"{split}-{k:05d}",
+            "text": templates[int(rng.integers(len(templates)))],
+            "image": f"images/{split}/digit_{scan}.png",
+            "audio": f"audio/{rec['file']}",
+            "label": answer_for(qtype, written, spoken),
+            "question_type": qtype,
+            "written_digit": written,
+            "spoken_digit": spoken,
+            "speaker": rec["speaker"],
+        })
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _write_if_changed(path: str, data: bytes) -> None:
+    current = None
+    if os.path.exists(path):
+        with open(path, "rb") as f:
+            current = f.read()
+    if current != data:
+        _atomic_write(path, data)
+
+
+def _jsonl(rows: list[dict]) -> bytes:
+    return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
+
+
+def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int = 0,
+                    overwrite: bool = False) -> dict:
+    """Writes AV-digits QA under ``out_dir`` and returns where its manifests are.
+
+    Files (images and audio written only if missing, or always with ``overwrite=True``):
+
+    - ``images/{train,test}/digit_{i}.png``: scikit-learn digits scan ``i`` (0..16 scaled to
+      0..255), 8x8 grayscale PNG;
+    - ``audio/{digit}_{speaker}_{index}.wav``: the FSDD recordings, unchanged, from the packaged zip;
+    - ``train.jsonl``, ``test.jsonl``: one JSON object per line with keys ``id``, ``text``
+      (the question), ``image`` and ``audio`` (paths relative to ``out_dir``), ``label`` (answer),
+      ``question_type``, ``written_digit``, ``spoken_digit``, ``speaker``;
+    - ``README.md``: what the data is, and the credits/licences.
+
+    Every recording of a split gives ``train_examples_per_recording`` rows (the test split always 2),
+    each with a random scan of the same split and a question; question types are balanced, and the
+    "spoken_larger" rows are about half "yes". Rows depend only on ``seed`` and the row count.
+    The manifests and README (cheap, and dependent on the arguments) are rewritten whenever their
+    content differs from what is on disk; images and audio are the same for every ``seed``.
+
+    Returns ``{"train_manifest", "test_manifest", "num_train", "num_test"}``.
+    """
+    if train_examples_per_recording < 1:
+        raise ValueError("train_examples_per_recording must be >= 1")
+    out_dir = os.fspath(out_dir)
+    zf, recs = _read_fsdd_zip()
+    images, labels = _load_scans()
+    split_idx = image_split(labels)
+
+    # Images
+    for split in _SPLITS:
+        d = os.path.join(out_dir, "images", split)
+        os.makedirs(d, exist_ok=True)
+        for i in split_idx[split]:
+            path = os.path.join(d, f"digit_{int(i)}.png")
+            if overwrite or not os.path.exists(path):
+                _atomic_write(path, _png_gray8(images[i]))
+
+    # Audio
+    audio_dir = os.path.join(out_dir, "audio")
+    os.makedirs(audio_dir, exist_ok=True)
+    with zf:
+        for rec in recs:
+            path = os.path.join(audio_dir, rec["file"])
+            if overwrite or not os.path.exists(path):
+                _atomic_write(path, zf.read(rec["member"]))
+
+    # Manifests
+    result = {}
+    for split in _SPLITS:
+        per = train_examples_per_recording if split == "train" else 2
+        rows = _make_rows(split, [r for r in recs if r["split"] == split], split_idx[split], labels, per, seed)
+        path = os.path.join(out_dir, f"{split}.jsonl")
+        _write_if_changed(path, _jsonl(rows))
+        result[f"{split}_manifest"] = path
+        result[f"num_{split}"] = len(rows)
+
+    counts = {s: sum(1 for r in recs if r["split"] == s) for s in _SPLITS}
+    readme = _readme(counts, {s: len(split_idx[s]) for s in _SPLITS}, result)
+    _write_if_changed(os.path.join(out_dir, "README.md"), readme.encode("utf-8"))
+    return {k: result[k] for k in ("train_manifest", "test_manifest", "num_train", "num_test")}
+
+
+def _readme(rec_counts: dict, scan_counts: dict, result: dict) -> str:
+    return f"""# AV-digits QA (generated by tfmm.data.av_digits)
+
+Offline quickstart data for tfmm: every example pairs a handwritten digit image, a spoken digit
+recording and a question about them; the answer is one of "0".."18", "yes", "no".
+
+- `images/train/`, `images/test/`: 8x8 grayscale PNGs of handwritten digits
+  ({scan_counts['train']} train / {scan_counts['test']} test scans; stratified by digit, fixed seed,
+  disjoint). `digit_{{i}}.png` is scan `i` of scikit-learn's `load_digits()`, 0..16 scaled to 0..255.
+- `audio/`: {rec_counts['train'] + rec_counts['test']} WAV recordings (mono, 16-bit, 8 kHz) from the
+  Free Spoken Digit Dataset, named `{{digit}}_{{speaker}}_{{index}}.wav`; index 0-4 is the test split
+  ({rec_counts['test']} files), the rest train ({rec_counts['train']} files).
+- `train.jsonl` ({result['num_train']} rows), `test.jsonl` ({result['num_test']} rows): one JSON
+  object per line: `id`, `text` (question), `image`, `audio` (paths relative to this folder),
+  `label` (answer), `question_type` (written / spoken / sum / spoken_larger), `written_digit`,
+  `spoken_digit`, `speaker`. "Is the spoken digit larger" answers "no" when the digits are equal.
+
+## Credits and licences
+
+**Audio: Free Spoken Digit Dataset (FSDD)**, by Zohar Jackson (Jakobovski) and contributors,
+https://github.com/Jakobovski/free-spoken-digit-dataset, licensed under Creative Commons
+Attribution-ShareAlike 4.0 International (CC BY-SA 4.0,
+https://creativecommons.org/licenses/by-sa/4.0/). tfmm ships a subset (all test recordings and
+part of the training recordings, unchanged); see `tfmm/data/assets/FSDD_LICENSE.md` in the tfmm
+package. The `audio/` files and the manifests `train.jsonl` / `test.jsonl`, which are derived from
+them, are distributed under CC BY-SA 4.0 with this credit.
+
+**Images: Optical Recognition of Handwritten Digits** (the UCI ML hand-written digits data set, as
+shipped in scikit-learn as `sklearn.datasets.load_digits`), by E. Alpaydin and C. Kaynak, 1998,
+UCI Machine Learning Repository,
+https://archive.ics.uci.edu/ml/datasets/Optical+Recognition+of+Handwritten+Digits. References:
+C. Kaynak (1995), Methods of Combining Multiple Classifiers and Their Applications to Handwritten
+Digit Recognition, MSc thesis, Bogazici University; E. Alpaydin, C. Kaynak (1998), Cascading
+Classifiers, Kybernetika.
+"""

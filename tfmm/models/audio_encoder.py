@@ -1,0 +1,44 @@
+"""Audio encoder: log-Mel spectrogram (in the model) -> small CNN -> shared width."""
+
+import keras
+
+from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
+
+
+def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int,
+                        frame_length: int = 256, frame_step: int = 128, num_mel_bins: int = 64,
+                        conv_filters=(32, 64, 128), dropout: float = 0.1,
+                        freeze: bool = False) -> keras.Model:
+    """Waveforms -> one [projection_dim] vector per clip.
+
+    Each conv block is Conv2D 3x3 -> BatchNorm -> ReLU -> 2x2 max pooling over (time, Mel); the
+    spectrogram is standardised by a BatchNorm first, so no hand-set scale is needed.
+
+    Args:
+        audio_length: static samples per clip.
+        sample_rate: Hz of the waveform.
+        projection_dim: output width.
+        frame_length, frame_step, num_mel_bins: spectrogram parameters (see LogMelSpectrogram).
+        conv_filters: filters of each conv block.
+        dropout: dropout before the projection.
+        freeze: keep the encoder's weights fixed.
+
+    Returns:
+        A functional model: float32 [B, audio_length] -> [B, projection_dim].
+    """
+    waveforms = keras.Input((audio_length,), name="audio")
+    features = LogMelSpectrogram(sample_rate, frame_length, frame_step, num_mel_bins,
+                                 dtype="float32", name="log_mel_spectrogram")(waveforms)
+    features = keras.layers.BatchNormalization(name="spectrogram_normalization")(features)
+    for index, filters in enumerate(conv_filters):
+        features = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                       name=f"audio_conv_{index}")(features)
+        features = keras.layers.BatchNormalization(name=f"audio_batchnorm_{index}")(features)
+        features = keras.layers.ReLU(name=f"audio_relu_{index}")(features)
+        features = keras.layers.MaxPooling2D(2, padding="same", name=f"audio_pool_{index}")(features)
+    features = keras.layers.GlobalAveragePooling2D(name="audio_global_pooling")(features)
+    features = keras.layers.Dropout(dropout, name="audio_dropout")(features)
+    projected = keras.layers.Dense(projection_dim, name="audio_projection")(features)
+    encoder = keras.Model(waveforms, projected, name="audio_encoder")
+    encoder.trainable = not freeze
+    return encoder

@@ -1,0 +1,75 @@
+"""Image encoder: keras.applications.ResNet50 (its own preprocess_input), projected to the shared
+width."""
+
+import keras
+import tensorflow as tf
+
+
+class ImageWeightsError(ValueError):
+    """ResNet50 weights that are neither none, "imagenet" nor a readable local file."""
+
+
+@keras.saving.register_keras_serializable(package="tfmm")
+class ResNetInputNormalization(keras.layers.Layer):
+    """`keras.applications.resnet50.preprocess_input` as a layer: RGB [0, 255] -> BGR, centred.
+
+    Being a layer (not a Lambda) it is saved with the model and runs in the serving graph.
+    """
+
+    def call(self, images):
+        return keras.applications.resnet50.preprocess_input(images)
+
+
+def resolve_image_weights(weights: str):
+    """Maps the config value to ResNet50's `weights` argument.
+
+    Args:
+        weights: "" or "none" (random init), "imagenet" (downloads when online), or a path to a
+            local weights file for ResNet50 without its top (`*_notop.h5` or `.weights.h5`).
+    """
+    if weights in ("", "none", None):
+        return None
+    if weights == "imagenet":
+        return "imagenet"
+    if not tf.io.gfile.exists(weights):
+        raise ImageWeightsError("`model.image_weights` must be '', 'imagenet' or a local ResNet50 "
+                                f"weights file. File not found: {weights}")
+    return weights
+
+
+def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
+                        freeze: bool = False, augmentation: float = 0.0,
+                        batchnorm_momentum: float = 0.99, seed: int = 0) -> keras.Model:
+    """RGB images -> one [projection_dim] vector per image.
+
+    Args:
+        image_size: static height and width (>= 32).
+        projection_dim: output width.
+        weights: see `resolve_image_weights`.
+        freeze: keep ResNet50's weights fixed (its BatchNorm then uses moving statistics).
+        augmentation: maximum random translation, as a fraction of the size, during training.
+        batchnorm_momentum: momentum of ResNet50's BatchNorm moving statistics.
+        seed: seed of the augmentation.
+
+    Returns:
+        A functional model: float32 [B, S, S, 3] in [0, 255] -> [B, projection_dim].
+    """
+    images = keras.Input((image_size, image_size, 3), name="image")
+    features = images
+    if augmentation > 0:
+        features = keras.layers.RandomTranslation(augmentation, augmentation, fill_mode="constant",
+                                                  seed=seed, name="image_augmentation")(features)
+    features = ResNetInputNormalization(name="resnet_input_normalization")(features)
+    resolved = resolve_image_weights(weights)
+    local_file = resolved not in (None, "imagenet")
+    resnet = keras.applications.ResNet50(include_top=False, weights=None if local_file else resolved,
+                                         input_shape=(image_size, image_size, 3), pooling="avg")
+    if local_file:
+        resnet.load_weights(resolved)
+    for layer in resnet.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = batchnorm_momentum
+    resnet.trainable = not freeze
+    pooled = resnet(features)
+    projected = keras.layers.Dense(projection_dim, name="image_projection")(pooled)
+    return keras.Model(images, projected, name="image_encoder")

