@@ -22,6 +22,7 @@ setup(
         "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
         "matplotlib",  # evaluation plots
+        "tensorboard",  # tf.summary writers (TensorFlow 2.21 no longer pulls it in)
         "numpy",
     ],
     extras_require={"dev": ["pytest>=8"]},

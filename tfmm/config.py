@@ -14,12 +14,13 @@ import importlib.util
 import json
 import os
 from typing import Any, Optional
+from tfmm.errors import UserError
 
 MODALITIES = ("text", "image", "audio")
 TASKS = ("multiclass", "multilabel", "regression")
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
 
 

@@ -24,6 +24,7 @@ import wave
 from typing import Any, Optional
 
 import tensorflow as tf
+from tfmm.errors import UserError
 
 MODALITIES = ("text", "image", "audio")
 TASKS = ("multiclass", "multilabel", "regression")
@@ -40,7 +41,7 @@ WRONG_SAMPLE_RATE = "wrong sample rate"
 UNKNOWN_LABEL = "unknown label"
 
 
-class ManifestError(ValueError):
+class ManifestError(UserError, ValueError):
     """An invalid manifest file or row.
 
     The message reads `manifest.jsonl:LINE: what is wrong` for a row, or

@@ -22,13 +22,14 @@ import random
 from typing import Any, Optional, Sequence
 
 import tensorflow as tf
+from tfmm.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 TFDS_VERSIONS = ("v1.1", "v2.0")
 
 
-class SquadFormatError(ValueError):
+class SquadFormatError(UserError, ValueError):
     """A SQuAD file (or TFDS record) that does not fit the SQuAD format."""
 
 
@@ -65,7 +66,9 @@ def _excerpt(text: str, limit: int = 40) -> str:
 
 def _parse_answers(raw_answers: Any, context: str, where: str) -> tuple:
     if not isinstance(raw_answers, list):
-        raise SquadFormatError(f"{where}: 'answers' must be a list, got {type(raw_answers).__name__}")
+        raise SquadFormatError(
+            f"{where}: 'answers' must be a list, got {type(raw_answers).__name__}"
+        )
     answers = []
     for answer_index, answer in enumerate(raw_answers):
         if not isinstance(answer, dict):
@@ -115,12 +118,16 @@ def _parse_question(
     # v2.0 evaluation's rule); v1.1 questions are never impossible unless flagged.
     is_impossible = qa.get("is_impossible", is_version_2 and not answers)
     if not isinstance(is_impossible, bool):
-        raise SquadFormatError(f"{where}: 'is_impossible' must be true or false, got {is_impossible!r}")
+        raise SquadFormatError(
+            f"{where}: 'is_impossible' must be true or false, got {is_impossible!r}"
+        )
     if is_impossible and answers:
         raise SquadFormatError(f"{where}: is_impossible is true but it has {len(answers)} answers")
     if not is_impossible and not answers:
         version_note = "" if is_version_2 else " (SQuAD v1.1 questions must have an answer)"
-        raise SquadFormatError(f"{where}: no answers for a question that is not impossible{version_note}")
+        raise SquadFormatError(
+            f"{where}: no answers for a question that is not impossible{version_note}"
+        )
     return SquadExample(
         question_id=question_id,
         title=title,
@@ -221,7 +228,9 @@ def load_squad_file(path: str, skip_invalid: bool = False) -> list:
     return parse_squad_json(data, source=path, skip_invalid=skip_invalid)
 
 
-def split_by_article(examples: Sequence[SquadExample], test_fraction: float, seed: int = 0) -> tuple:
+def split_by_article(
+    examples: Sequence[SquadExample], test_fraction: float, seed: int = 0
+) -> tuple:
     """Splits examples into train and test sets with no article in both.
 
     Articles (grouped by title) are shuffled with `seed` and the first
@@ -294,7 +303,9 @@ def examples_from_tfds_records(records: Any, version: str = "v1.1", source: str 
     return parse_squad_json({"version": version, "data": articles}, source=source)
 
 
-def load_tfds_squad(version: str = "v1.1", split: str = "validation", data_dir: Optional[str] = None) -> list:
+def load_tfds_squad(
+    version: str = "v1.1", split: str = "validation", data_dir: Optional[str] = None
+) -> list:
     """Loads SQuAD from TensorFlow Datasets (`squad/v1.1` or `squad/v2.0`; downloads when online).
 
     Args:

@@ -119,7 +119,9 @@ def score_predictions(examples: Sequence, predictions: Mapping[str, str]) -> dic
     return scores
 
 
-def evaluate_predictions(examples: Sequence, predictions: Mapping[str, str], strict: bool = False) -> dict:
+def evaluate_predictions(
+    examples: Sequence, predictions: Mapping[str, str], strict: bool = False
+) -> dict:
     """Exact match and F1 over a set of questions, on a 0-100 scale.
 
     Args:
@@ -140,7 +142,10 @@ def evaluate_predictions(examples: Sequence, predictions: Mapping[str, str], str
         raise ValueError("Question ids repeat among the examples.")
     missing = [qid for qid in question_ids if qid not in predictions]
     if missing:
-        message = f"{len(missing)} of {len(question_ids)} questions have no prediction (e.g. {missing[0]})"
+        message = (
+            f"{len(missing)} of {len(question_ids)} questions have no prediction "
+            f"(e.g. {missing[0]})"
+        )
         if strict:
             raise ValueError(message)
         logger.warning("%s; they score 0.", message)

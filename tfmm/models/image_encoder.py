@@ -3,9 +3,11 @@ width."""
 
 import keras
 import tensorflow as tf
+from tfmm.errors import UserError
+from tfmm.models.random_shift import RandomShift
 
 
-class ImageWeightsError(ValueError):
+class ImageWeightsError(UserError, ValueError):
     """ResNet50 weights that are neither none, "imagenet" nor a readable local file."""
 
 
@@ -57,8 +59,7 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
     images = keras.Input((image_size, image_size, 3), name="image")
     features = images
     if augmentation > 0:
-        features = keras.layers.RandomTranslation(augmentation, augmentation, fill_mode="constant",
-                                                  seed=seed, name="image_augmentation")(features)
+        features = RandomShift(augmentation, seed=seed, name="image_augmentation")(features)
     features = ResNetInputNormalization(name="resnet_input_normalization")(features)
     resolved = resolve_image_weights(weights)
     local_file = resolved not in (None, "imagenet")

