@@ -1,0 +1,76 @@
+"""Evaluating a finished run folder on any manifest (what `evaluate.py` does)."""
+
+import json
+import os
+
+import keras
+import tensorflow as tf
+
+from tfmm.config import config_from_dict
+from tfmm.data.dataset import ExamplePipeline
+from tfmm.data.manifest import read_manifest_for_config
+from tfmm.errors import UserError
+from tfmm.evaluation.report import evaluate_pipeline, headline
+from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+# Registers tfmm's layers so the .keras file loads without custom_objects.
+import tfmm.models.multimodal_model  # noqa: F401  pylint: disable=unused-import
+
+
+class RunFolderError(UserError):
+    """A path that is not a tfmm run folder or model."""
+
+
+def load_run(path: str):
+    """Loads (config, run_info, model) from a run folder or its model.keras."""
+    run_dir = os.path.dirname(path) if path.endswith(".keras") else path
+    model_path = path if path.endswith(".keras") else os.path.join(run_dir, "model.keras")
+    for required in (model_path, os.path.join(run_dir, "config.json"),
+                     os.path.join(run_dir, "run_info.json")):
+        if not tf.io.gfile.exists(required):
+            raise RunFolderError(f"{path} is not a finished tfmm run: {required} is missing "
+                                 "(train.py writes it when training ends)")
+    with tf.io.gfile.GFile(os.path.join(run_dir, "config.json")) as handle:
+        config = config_from_dict(json.load(handle), source=os.path.join(run_dir, "config.json"))
+    with tf.io.gfile.GFile(os.path.join(run_dir, "run_info.json")) as handle:
+        run_info = json.load(handle)
+    model = keras.saving.load_model(model_path)
+    return run_dir, config, run_info, model
+
+
+def evaluate_run(path: str, manifest_path: str, out_dir=None, name=None, batch_size=64,
+                 skip_invalid=False, log=print) -> dict:
+    """Evaluates a run's model on a manifest and writes the report next to it.
+
+    Args:
+        path: run folder or its model.keras.
+        manifest_path: JSONL manifest (labels must be among the run's labels).
+        out_dir: report folder (default: the run folder).
+        name: file prefix (default: the manifest's file name without extension).
+        batch_size: evaluation batch size.
+        skip_invalid: skip invalid rows instead of stopping at the first.
+
+    Returns:
+        The report dict.
+    """
+    run_dir, config, run_info, model = load_run(path)
+    config.data.skip_invalid = skip_invalid
+    labels = tuple(run_info["labels"])
+    manifest = read_manifest_for_config(manifest_path, config.data,
+                                        labels=labels if run_info["task"] != "regression" else None)
+    log(manifest.summary())
+    preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
+    pipeline = ExamplePipeline(manifest, preprocessor, run_info["task"], cache=False)
+    history = None
+    history_path = os.path.join(run_dir, "history.json")
+    if tf.io.gfile.exists(history_path):
+        with tf.io.gfile.GFile(history_path) as handle:
+            entries = json.load(handle)
+        history = {key: [entry.get(key) for entry in entries]
+                   for key in (entries[0] if entries else {}) if key not in ("epoch", "seconds")}
+    name = name or os.path.splitext(os.path.basename(manifest_path))[0]
+    report = evaluate_pipeline(model, pipeline, run_info["task"], labels, out_dir or run_dir,
+                               batch_size, history=history, name=name)
+    log(f"{name}: {headline(report)}")
+    log(f"report: {os.path.join(out_dir or run_dir, name + '_report.json')}")
+    return report
