@@ -1,0 +1,1 @@
+"""Test helpers: tiny BERT presets, manifests and configs, and worker scripts run in subprocesses."""

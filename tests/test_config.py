@@ -1,0 +1,69 @@
+"""Config files, overrides and the errors for unknown or ill-typed keys."""
+
+import json
+
+import pytest
+
+from tfmm.config import ConfigError, config_from_dict, load_config
+
+
+def write_python_config(tmp_path, body):
+    path = tmp_path / "config.py"
+    path.write_text(f"def get_config():\n    return {body}\n")
+    return str(path)
+
+
+def test_python_config_and_overrides(tmp_path):
+    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl",
+                                                   "modalities": ["text", "audio"]},
+                                          "training": {"epochs": 3}})
+    config = load_config(path, ["training.epochs=5", "model.fusion=concat",
+                                "training.learning_rate=2e-4", "data.cache=false",
+                                "model.audio_conv_filters=8,16"])
+    assert config.training.epochs == 5
+    assert config.model.fusion == "concat"
+    assert config.training.learning_rate == pytest.approx(2e-4)
+    assert config.data.cache is False
+    assert config.data.modalities == ("text", "audio")
+    assert config.model.audio_conv_filters == (8, 16)
+
+
+def test_json_config_round_trip(tmp_path):
+    config = load_config(write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}}))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config.to_dict()))
+    again = load_config(str(path))
+    assert again == config
+
+
+def test_unknown_key_is_an_error(tmp_path):
+    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"},
+                                          "training": {"epoch": 3}})
+    with pytest.raises(ConfigError, match=r"unknown key 'training.epoch'.*Did you mean"):
+        load_config(path)
+
+
+def test_unknown_override_and_section(tmp_path):
+    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}})
+    with pytest.raises(ConfigError, match=r"--set: unknown key 'model.fusoin'"):
+        load_config(path, ["model.fusoin=concat"])
+    with pytest.raises(ConfigError, match=r"unknown section 'optimizer'"):
+        config_from_dict({"optimizer": {}})
+    with pytest.raises(ConfigError, match=r"--set expects key=value"):
+        load_config(path, ["training.epochs"])
+
+
+def test_type_and_value_errors(tmp_path):
+    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}})
+    with pytest.raises(ConfigError, match=r"`training.epochs` must be a number. Received: 'many'"):
+        load_config(path, ["training.epochs=many"])
+    with pytest.raises(ConfigError, match=r"`model.fusion` must be one of \['concat', 'attention'\]"):
+        load_config(path, ["model.fusion=sum"])
+    with pytest.raises(ConfigError, match=r"`data.modalities` must be one of"):
+        load_config(path, ["data.modalities=text,video"])
+    with pytest.raises(ConfigError, match=r"`data.image_size` must be >= 32"):
+        load_config(path, ["data.image_size=16"])
+    with pytest.raises(ConfigError, match=r"divisible by `model.fusion_num_heads`"):
+        load_config(path, ["model.projection_dim=30"])
+    with pytest.raises(ConfigError, match=r"config file not found"):
+        load_config(str(tmp_path / "missing.py"))
