@@ -17,7 +17,8 @@ from typing import Any, Optional
 from tfmm.errors import UserError
 
 MODALITIES = ("text", "image", "audio")
-TASKS = ("multiclass", "multilabel", "regression")
+TASKS = ("multiclass", "multilabel", "regression", "span")
+# "span": extractive question answering (SQuAD format); its data and sizes are in the `qa` section.
 
 
 class ConfigError(UserError, ValueError):
@@ -66,6 +67,8 @@ class ModelConfig:
     audio_num_mel_bins: int = 64
     audio_conv_filters: tuple = (32, 64, 128)  # one conv block per entry.
     freeze_audio_encoder: bool = False
+    # Transfer: encoders whose weights start from earlier tfmm runs.
+    init_encoders_from: tuple = ()  # run folders (or model.keras files); matching encoders load.
     # Fusion and head.
     projection_dim: int = 128  # shared width every encoder projects to.
     fusion: str = "attention"  # "concat" | "attention".
@@ -98,10 +101,34 @@ class TrainingConfig:
 
 
 @dataclasses.dataclass
+class QuestionAnsweringConfig:
+    """Extractive question answering (`data.task = "span"`): SQuAD-format data, windows, decoding.
+
+    The batch size, shuffle buffer and BERT preset come from `data` and `model` as for every task.
+    """
+
+    # Data: local SQuAD v1.1/v2.0 JSON files, or TFDS `squad` when tfds_version is set (online).
+    train_file: str = ""  # SQuAD JSON to train on (relative paths: to the working directory).
+    eval_file: str = ""  # SQuAD JSON to evaluate on; "": split train_file by article.
+    eval_fraction: float = 0.2  # share of train_file's articles held out when eval_file is "".
+    tfds_version: str = ""  # "" | "v1.1" | "v2.0": TFDS squad train/validation instead of files.
+    # Windows: [CLS] question [SEP] context window [SEP] padding.
+    max_sequence_length: int = 384  # tokens per window.
+    doc_stride: int = 128  # tokens between the starts of consecutive context windows.
+    max_query_length: int = 64  # questions are cut to this many tokens.
+    # Decoding.
+    max_answer_length: int = 30  # longest answer in tokens.
+    n_best_size: int = 20  # candidate spans kept per window and question.
+    version_2_with_negative: bool = False  # allow "no answer" (SQuAD v2.0).
+    null_score_threshold: float = 0.0  # "" when null score - best span score exceeds this.
+
+
+@dataclasses.dataclass
 class Config:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    qa: QuestionAnsweringConfig = dataclasses.field(default_factory=QuestionAnsweringConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -144,9 +171,29 @@ class Config:
             raise ConfigError("`model.projection_dim` must be divisible by `model.fusion_num_heads`."
                               f" Received: projection_dim={model.projection_dim}, "
                               f"fusion_num_heads={model.fusion_num_heads}")
+        if data.task == "span":
+            return self._validate_span()
         if not data.train_manifest and not data.builder:
             raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
                               "(or `data.builder`).")
+        return self
+
+    def _validate_span(self) -> "Config":
+        qa = self.qa
+        _check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
+        for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length",
+                    "n_best_size"):
+            if getattr(qa, key) <= 0:
+                raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
+        if qa.max_query_length > qa.max_sequence_length - 4:
+            raise ConfigError("`qa.max_query_length` must leave room for [CLS], [SEP], [SEP] and "
+                              "one context token: at most `qa.max_sequence_length` - 4 "
+                              f"({qa.max_sequence_length - 4}). Received: {qa.max_query_length}")
+        if not 0.0 < qa.eval_fraction < 1.0:
+            raise ConfigError(f"`qa.eval_fraction` must be in (0, 1). Received: {qa.eval_fraction}")
+        if not qa.train_file and not qa.tfds_version:
+            raise ConfigError("`qa.train_file` is empty: give a SQuAD JSON file (or "
+                              "`qa.tfds_version` 'v1.1' / 'v2.0' for TensorFlow Datasets)")
         return self
 
 
@@ -155,7 +202,8 @@ def _check_choice(key, value, choices):
         raise ConfigError(f"`{key}` must be one of {list(choices)}. Received: {value!r}")
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig}
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "training": TrainingConfig,
+             "qa": QuestionAnsweringConfig}
 
 
 def config_from_dict(values: dict, source: str = "config") -> Config:
@@ -237,6 +285,15 @@ def load_config(path: Optional[str] = None, overrides=()) -> Config:
     Returns:
         A validated Config.
     """
+    values = _read_config_file(path) if path else {}
+    if isinstance(values, list):
+        raise ConfigError(f"{path} describes {len(values)} stages; load it with load_stages()")
+    config = config_from_dict(values, source=path or "config")
+    return _apply(config, overrides)
+
+
+def _read_config_file(path: str):
+    """The dict (or list of stage dicts) a .py or .json config file holds."""
     values = {}
     if path:
         if not os.path.exists(path):
@@ -257,7 +314,38 @@ def load_config(path: Optional[str] = None, overrides=()) -> Config:
             values = module.get_config()
         else:
             raise ConfigError(f"config file must end in .py or .json. Received: {path}")
-    config = config_from_dict(values, source=path or "config")
+    return values
+
+
+def load_stages(path: str, overrides=()) -> list:
+    """Loads a config file that may describe several stages run in order.
+
+    A Python config's `get_config()` may return a list of dicts, each with a "name" key and the
+    usual sections (a recipe: e.g. train each encoder, then the fused model from them). A single
+    dict is one stage named after the file. Overrides apply to every stage.
+
+    Returns:
+        A list of (name, Config).
+    """
+    values = _read_config_file(path)
+    stages = values if isinstance(values, list) else [dict(values, name=_stem(path))]
+    loaded = []
+    for index, stage in enumerate(stages):
+        if not isinstance(stage, dict):
+            raise ConfigError(f"{path}: stage {index} must be a dict. "
+                              f"Received: {type(stage).__name__}")
+        stage = dict(stage)
+        name = str(stage.pop("name", f"stage{index + 1}"))
+        loaded.append((name, _apply(config_from_dict(stage, source=f"{path} [{name}]"),
+                                    overrides)))
+    return loaded
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _apply(config: Config, overrides) -> Config:
     for override in overrides:
         key, equals, text = override.partition("=")
         if not equals:

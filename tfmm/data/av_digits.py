@@ -282,7 +282,9 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int
     The manifests and README (cheap, and dependent on the arguments) are rewritten whenever their
     content differs from what is on disk; images and audio are the same for every ``seed``.
 
-    Returns ``{"train_manifest", "test_manifest", "num_train", "num_test"}``.
+    Returns ``{"train_manifest", "test_manifest", "num_train", "num_test"}`` plus the paths of
+    the single-modality digit manifests ``{image,audio}_digits_{train,test}_manifest``
+    (``image_digits_train.jsonl``: one row per scan, label = the written digit; likewise audio).
     """
     if train_examples_per_recording < 1:
         raise ValueError("train_examples_per_recording must be >= 1")
@@ -318,11 +320,21 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int
         _write_if_changed(path, _jsonl(rows))
         result[f"{split}_manifest"] = path
         result[f"num_{split}"] = len(rows)
+        # Single-modality digit manifests: each encoder's own task (and its accuracy ceiling).
+        image_rows = [{"id": f"{split}-image-{int(i)}", "image": f"images/{split}/digit_{int(i)}.png",
+                       "label": str(int(labels[i]))} for i in split_idx[split]]
+        audio_rows = [{"id": f"{split}-audio-{rec['file'][:-4]}", "audio": f"audio/{rec['file']}",
+                       "label": str(rec["digit"]), "speaker": rec["speaker"]}
+                      for rec in recs if rec["split"] == split]
+        for kind, kind_rows in (("image", image_rows), ("audio", audio_rows)):
+            kind_path = os.path.join(out_dir, f"{kind}_digits_{split}.jsonl")
+            _write_if_changed(kind_path, _jsonl(kind_rows))
+            result[f"{kind}_digits_{split}_manifest"] = kind_path
 
     counts = {s: sum(1 for r in recs if r["split"] == s) for s in _SPLITS}
     readme = _readme(counts, {s: len(split_idx[s]) for s in _SPLITS}, result)
     _write_if_changed(os.path.join(out_dir, "README.md"), readme.encode("utf-8"))
-    return {k: result[k] for k in ("train_manifest", "test_manifest", "num_train", "num_test")}
+    return result
 
 
 def _readme(rec_counts: dict, scan_counts: dict, result: dict) -> str:

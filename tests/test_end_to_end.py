@@ -1,0 +1,151 @@
+"""A tiny run end to end: train -> .keras -> evaluate.py -> SavedModel that matches on raw bytes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.tiny_assets import tiny_config_dict, write_tiny_bert_preset, write_toy_dataset
+from tfmm.config import config_from_dict
+from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.training.run import run_training
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """Trains the tiny text+image+audio model with one audio clip in four missing; exports."""
+    root = tmp_path_factory.mktemp("e2e")
+    preset = write_tiny_bert_preset(str(root / "bert"))
+    manifest = write_toy_dataset(str(root / "data"), num_rows=16, missing_every=4)
+    config = config_from_dict(tiny_config_dict(
+        preset, manifest, str(root / "run"), data={"optional_modalities": ["audio"]},
+        training={"epochs": 2, "export": True}))
+    result = run_training(config.validate(), log=lambda line: None)
+    return config, result, manifest
+
+
+def test_run_folder_holds_everything(finished_run):
+    config, result, _ = finished_run
+    run_dir = config.training.run_dir
+    for name in ("config.json", "run_info.json", "history.json", "model.keras",
+                 "test_report.json", "test_confusion_matrix.png", "training_curves.png",
+                 "export/1/saved_model.pb"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert os.listdir(os.path.join(run_dir, "checkpoints"))
+    assert os.listdir(os.path.join(run_dir, "logs", "train"))
+    history = json.load(open(os.path.join(run_dir, "history.json")))
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    report = result["test_report"]
+    assert report["num_examples"] == 16
+    assert set(report) >= {"accuracy", "macro_f1", "auroc", "confusion_matrix"}
+
+
+def test_saved_keras_model_reloads_without_custom_objects(finished_run):
+    config, _, _ = finished_run
+    code = ("import keras, tfmm.models.multimodal_model; "
+            f"m = keras.saving.load_model({os.path.join(config.training.run_dir, 'model.keras')!r}); "
+            "print(sorted(m.output.keys()) if isinstance(m.output, dict) else m.output)")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=REPO_ROOT, timeout=240)
+    assert output.returncode == 0, output.stderr[-2000:]
+    assert "logits" in output.stdout
+
+
+def test_export_matches_keras_model_on_raw_inputs(finished_run):
+    config, result, manifest = finished_run
+    rows = [json.loads(line) for line in open(manifest)]
+    folder = os.path.dirname(manifest)
+
+    def raw(field, row):
+        return open(os.path.join(folder, row[field]), "rb").read() if row.get(field) else b""
+
+    inputs = {"text": tf.constant([row["text"] for row in rows[:4]]),
+              "image": tf.constant([raw("image", row) for row in rows[:4]]),
+              "audio": tf.constant([raw("audio", row) for row in rows[:4]])}
+    assert inputs["audio"].numpy()[3] == b""  # one example without audio
+    loaded = tf.saved_model.load(result["export_dir"])
+    served = loaded.signatures["serving_default"](**inputs)
+    model = keras.saving.load_model(os.path.join(config.training.run_dir, "model.keras"))
+    preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
+    expected = tf.nn.softmax(model(preprocessor(inputs))["logits"]).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-4)
+    labels = json.load(open(os.path.join(config.training.run_dir, "run_info.json")))["labels"]
+    assert [label.decode() for label in served["label"].numpy()] == [
+        labels[index] for index in expected.argmax(-1)]
+    saved_model_cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    cli = subprocess.run([saved_model_cli, "show", "--dir", result["export_dir"], "--all"],
+                         capture_output=True, text=True, timeout=240)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert "serving_default" in cli.stdout and "inputs['audio']" in cli.stdout
+
+
+def test_evaluate_cli_writes_report(finished_run, tmp_path):
+    config, _, manifest = finished_run
+    output = subprocess.run([sys.executable, "evaluate.py", config.training.run_dir, "--data",
+                             manifest, "--out", str(tmp_path), "--name", "again"],
+                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    assert output.returncode == 0, output.stderr[-2000:]
+    report = json.load(open(tmp_path / "again_report.json"))
+    assert report["num_examples"] == 16
+    assert (tmp_path / "again_confusion_matrix.png").exists()
+
+
+def run_cli(arguments, timeout=300):
+    return subprocess.run([sys.executable] + arguments, capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=timeout)
+
+
+def error_lines(output):
+    return [line for line in output.stderr.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("row,message", [
+    ({"text": "a", "image": "files/none.png", "audio": "files/audio0.wav", "label": "yes"},
+     r"manifest.jsonl:3: image file not found"),
+    ({"text": "a", "image": "files/image0.png", "label": "yes"},
+     r'manifest.jsonl:3: missing required field "audio"'),
+    ({"text": "a", "image": "files/image0.png", "audio": "files/image1.png", "label": "yes"},
+     r"manifest.jsonl:3: audio file is not a readable"),
+    ({"text": "a", "image": "files/audio0.wav", "audio": "files/audio0.wav", "label": "yes"},
+     r"manifest.jsonl:3: image file is not a decodable"),
+])
+def test_bad_rows_stop_train_py_with_one_line(tmp_path, row, message):
+    manifest = write_toy_dataset(str(tmp_path / "data"), num_rows=4)
+    lines = open(manifest).read().splitlines()
+    lines.insert(2, json.dumps(row))
+    open(manifest, "w").write("\n".join(lines) + "\n")
+    config = tiny_config_dict(str(tmp_path / "no_bert_needed"), manifest, str(tmp_path / "run"))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    output = run_cli(["train.py", str(config_path)])
+    assert output.returncode == 2
+    errors = error_lines(output)
+    assert len(errors) == 1 and "Traceback" not in output.stderr
+    import re
+    assert re.search(message, errors[0]), errors[0]
+
+
+def test_unknown_config_key_and_label_are_one_line_errors(tmp_path):
+    manifest = write_toy_dataset(str(tmp_path / "data"), num_rows=4)
+    config = tiny_config_dict(str(tmp_path / "bert"), manifest, str(tmp_path / "run"))
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    output = run_cli(["train.py", str(config_path), "--set", "training.epochz=3"])
+    assert output.returncode == 2 and "unknown key 'training.epochz'" in error_lines(output)[0]
+    test_manifest = tmp_path / "test.jsonl"
+    rows = [json.loads(line) for line in open(manifest)]
+    rows[1]["label"] = "maybe"
+    rows[1]["image"] = os.path.join(str(tmp_path / "data"), rows[1]["image"])
+    rows[1]["audio"] = os.path.join(str(tmp_path / "data"), rows[1]["audio"])
+    test_manifest.write_text("\n".join(json.dumps(row) for row in rows[:2]) + "\n")
+    output = run_cli(["train.py", str(config_path), "--set",
+                      f"data.test_manifest={test_manifest}"])
+    assert output.returncode == 2
+    assert 'test.jsonl:2: unknown label "maybe"' in error_lines(output)[0]
