@@ -67,3 +67,37 @@ def test_type_and_value_errors(tmp_path):
         load_config(path, ["model.projection_dim=30"])
     with pytest.raises(ConfigError, match=r"config file not found"):
         load_config(str(tmp_path / "missing.py"))
+
+
+def test_stages_load_in_order_with_overrides(tmp_path):
+    from tfmm.config import load_stages
+
+    path = tmp_path / "recipe.py"
+    path.write_text(
+        "def get_config():\n"
+        "    base = {'data': {'train_manifest': 'm.jsonl'}}\n"
+        "    return [dict(base, name='first'), dict(base, name='second',"
+        " training={'epochs': 7})]\n")
+    stages = load_stages(str(path), ["training.seed=3"])
+    assert [name for name, _ in stages] == ["first", "second"]
+    assert stages[1][1].training.epochs == 7
+    assert all(config.training.seed == 3 for _, config in stages)
+    with pytest.raises(ConfigError, match="describes 2 stages"):
+        load_config(str(path))
+
+
+def test_quickstart_and_ablation_configs_load():
+    import os
+
+    from tfmm.config import load_stages
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    quickstart = load_stages(os.path.join(root, "configs", "av_digits.py"))
+    assert [name for name, _ in quickstart] == ["image_encoder", "audio_encoder", "fused"]
+    ablation = load_stages(os.path.join(root, "configs", "av_digits_ablation.py"))
+    names = [name for name, _ in ablation]
+    assert names[:3] == ["image_encoder", "audio_encoder", "fused"]
+    assert {"text_image", "text_audio", "text_only", "image_only", "audio_only"} <= set(names)
+    fused = dict(ablation)["fused"]
+    assert fused.model.init_encoders_from == ("runs/av_digits/image_encoder",
+                                              "runs/av_digits/audio_encoder")

@@ -41,6 +41,9 @@ WRONG_SAMPLE_RATE = "wrong sample rate"
 UNKNOWN_LABEL = "unknown label"
 
 
+_KNOWN_FIELDS = ("id", "text", "image", "audio", "label", "target")
+
+
 class ManifestError(UserError, ValueError):
     """An invalid manifest file or row.
 
@@ -78,6 +81,7 @@ class ManifestRow:
         label: class name (multiclass), tuple of class names (multilabel), None (regression).
         target: tuple of floats (regression), else None.
         audio_sample_rate: sample rate read from the WAV header, or None without audio.
+        extra: the row's other fields (e.g. a question type to break a report down by).
     """
 
     line: int
@@ -88,6 +92,7 @@ class ManifestRow:
     label: Any
     target: Optional[tuple]
     audio_sample_rate: Optional[int]
+    extra: dict = dataclasses.field(default_factory=dict, compare=False)
 
 
 @dataclasses.dataclass
@@ -291,7 +296,9 @@ class _RowReader:
             label, target = self._read_label(record), None
         return ManifestRow(line=line, id=_read_id(record, line), text=text, image=image,
                            audio=audio, label=label, target=target,
-                           audio_sample_rate=sample_rate)
+                           audio_sample_rate=sample_rate,
+                           extra={key: value for key, value in record.items()
+                                  if key not in _KNOWN_FIELDS})
 
     def _read_text(self, record) -> str:
         text = record["text"]

@@ -13,7 +13,7 @@ from tfmm.evaluation.predict import predict_dataset, to_probabilities
 
 
 def evaluate_pipeline(model, pipeline, task: str, labels, out_dir: str, batch_size: int = 64,
-                      history=None, name: str = "test") -> dict:
+                      history=None, name: str = "test", group_field: str = "") -> dict:
     """Runs `model` over a pipeline and writes `{name}_report.json` and its plots to out_dir.
 
     Args:
@@ -25,6 +25,8 @@ def evaluate_pipeline(model, pipeline, task: str, labels, out_dir: str, batch_si
         batch_size: evaluation batch size.
         history: optional {metric: [per epoch]} for the training-curve plot.
         name: prefix of the files written.
+        group_field: a manifest field (e.g. "question_type"); the report then also holds the
+            accuracy (classification) or MAE (regression) of each of its values.
 
     Returns:
         The report dict (metrics, the loss, file paths of the plots).
@@ -38,6 +40,9 @@ def evaluate_pipeline(model, pipeline, task: str, labels, out_dir: str, batch_si
     else:
         metrics = regression_metrics(targets, probabilities, list(labels) or None)
     report = {"manifest": pipeline.manifest.path, "task": task, "loss": loss, **metrics}
+    if group_field:
+        report["by_" + group_field] = grouped_scores(
+            task, [row.extra.get(group_field) for row in pipeline.manifest.rows], outputs, targets)
     tf.io.gfile.makedirs(out_dir)
     plots = {}
     if task == "multiclass":
@@ -73,3 +78,24 @@ def headline(report: dict) -> str:
     pearson_text = f"{pearson:.4f}" if pearson is not None else "n/a"
     return (f"MAE {report['mae']:.4f}, RMSE {report['rmse']:.4f}, Pearson r {pearson_text} on "
             f"{report['num_examples']} examples")
+
+
+def grouped_scores(task: str, groups, outputs, targets) -> dict:
+    """Accuracy (classification: exact match for multi-label) or MAE per group value."""
+    import numpy as np
+
+    groups = np.asarray([str(group) for group in groups])
+    scores = {}
+    for group in sorted(set(groups.tolist())):
+        chosen = groups == group
+        if task == "multiclass":
+            value = float(np.mean(outputs[chosen].argmax(-1) == targets[chosen]))
+            key = "accuracy"
+        elif task == "multilabel":
+            value = float(np.mean(np.all((outputs[chosen] > 0) == (targets[chosen] > 0.5), -1)))
+            key = "subset_accuracy"
+        else:
+            value = float(np.mean(np.abs(outputs[chosen] - targets[chosen])))
+            key = "mae"
+        scores[group] = {key: value, "num_examples": int(chosen.sum())}
+    return scores
