@@ -168,3 +168,27 @@ def test_frozen_encoders_have_no_trainable_weights(preset_dir, tmp_path):
     trainable = {variable.path.split("/")[0] for variable in model.trainable_variables}
     assert "bert_backbone" not in trainable and "audio_encoder" not in trainable
     assert any("text_projection" in variable.path for variable in model.trainable_variables)
+
+
+def test_encoders_start_from_an_earlier_run(preset_dir, tmp_path):
+    from tfmm.models.encoder_transfer import EncoderTransferError, load_encoder_weights
+
+    audio_only = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+                                                   modalities=("audio",)))
+    source = build_multimodal_model(audio_only, 10)
+    source_dir = tmp_path / "audio_run"
+    source_dir.mkdir()
+    source.save(str(source_dir / "model.keras"))
+    fused = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+                                              modalities=("text", "audio")))
+    model = build_multimodal_model(fused, 3)
+    assert load_encoder_weights(model, [str(source_dir)], log=lambda line: None) == ["audio_encoder"]
+    for mine, theirs in zip(model.get_layer("audio_encoder").weights,
+                            source.get_layer("audio_encoder").weights):
+        np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    with pytest.raises(EncoderTransferError, match="not found"):
+        load_encoder_weights(model, [str(tmp_path / "nothing")])
+    wider = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+                                              modalities=("audio",), model={"projection_dim": 32}))
+    with pytest.raises(EncoderTransferError, match="does not fit"):
+        load_encoder_weights(build_multimodal_model(wider, 3), [str(source_dir)])
