@@ -11,8 +11,10 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
                         freeze: bool = False) -> keras.Model:
     """Waveforms -> one [projection_dim] vector per clip.
 
-    Each conv block is Conv2D 3x3 -> BatchNorm -> ReLU -> 2x2 max pooling over (time, Mel); the
-    spectrogram is standardised by a BatchNorm first, so no hand-set scale is needed.
+    The log-Mel spectrogram is standardised per clip (LayerNormalization over time, Mel and
+    channel: a louder or quieter recording gives the same features). Each conv block is Conv2D
+    3x3 -> BatchNorm -> ReLU -> 2x2 max pooling over (time, Mel). The feature map is then averaged
+    over time only and flattened, so where a pattern sits in frequency is kept.
 
     Args:
         audio_length: static samples per clip.
@@ -21,7 +23,8 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
         frame_length, frame_step, num_mel_bins: spectrogram parameters (see LogMelSpectrogram).
         conv_filters: filters of each conv block.
         dropout: dropout before the projection.
-        freeze: keep the encoder's weights fixed.
+        freeze: keep the spectrogram and conv weights fixed (BatchNorm then uses its moving
+            statistics); the projection still learns.
 
     Returns:
         A functional model: float32 [B, audio_length] -> [B, projection_dim].
@@ -29,16 +32,21 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
     waveforms = keras.Input((audio_length,), name="audio")
     features = LogMelSpectrogram(sample_rate, frame_length, frame_step, num_mel_bins,
                                  dtype="float32", name="log_mel_spectrogram")(waveforms)
-    features = keras.layers.BatchNormalization(name="spectrogram_normalization")(features)
+    features = keras.layers.LayerNormalization(axis=(1, 2, 3), name="spectrogram_normalization")(
+        features)
     for index, filters in enumerate(conv_filters):
         features = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                        name=f"audio_conv_{index}")(features)
         features = keras.layers.BatchNormalization(name=f"audio_batchnorm_{index}")(features)
         features = keras.layers.ReLU(name=f"audio_relu_{index}")(features)
         features = keras.layers.MaxPooling2D(2, padding="same", name=f"audio_pool_{index}")(features)
-    features = keras.layers.GlobalAveragePooling2D(name="audio_global_pooling")(features)
+    _, frames, mel_bins, channels = features.shape
+    features = keras.layers.Reshape((frames, mel_bins * channels), name="audio_frames")(features)
+    features = keras.layers.GlobalAveragePooling1D(name="audio_time_pooling")(features)
     features = keras.layers.Dropout(dropout, name="audio_dropout")(features)
     projected = keras.layers.Dense(projection_dim, name="audio_projection")(features)
     encoder = keras.Model(waveforms, projected, name="audio_encoder")
-    encoder.trainable = not freeze
+    if freeze:  # like the other encoders: the feature extractor is fixed, the projection learns
+        for layer in encoder.layers:
+            layer.trainable = layer.name == "audio_projection"
     return encoder
