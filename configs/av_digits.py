@@ -27,7 +27,7 @@ ENCODER_MODEL = {"projection_dim": 128, "fusion": "concat", "head_hidden_dim": 0
                  "image_augmentation": 0.1, "image_batchnorm_momentum": 0.9}
 
 
-def encoder_stage(modality, epochs, learning_rate):
+def encoder_stage(modality, epochs, learning_rate, warmup_fraction):
     """A single-modality digit classifier whose encoder the fused stage starts from."""
     return {
         "name": f"{modality}_encoder",
@@ -38,7 +38,8 @@ def encoder_stage(modality, epochs, learning_rate):
         "model": dict(ENCODER_MODEL),
         "training": {"run_dir": f"{RUN_DIR}/{modality}_encoder", "epochs": epochs,
                      "learning_rate": learning_rate, "weight_decay": 0.05,
-                     "warmup_fraction": 0.05, "label_smoothing": 0.1, "export": False},
+                     "warmup_fraction": warmup_fraction, "label_smoothing": 0.1,
+                     "export": False},
     }
 
 
@@ -62,6 +63,6 @@ def fused_stage(name="fused", modalities=("text", "image", "audio"), export=True
 
 
 def get_config():
-    return [encoder_stage("image", epochs=20, learning_rate=2e-3),
-            encoder_stage("audio", epochs=20, learning_rate=2e-3),
+    return [encoder_stage("image", epochs=12, learning_rate=1e-3, warmup_fraction=0.1),
+            encoder_stage("audio", epochs=12, learning_rate=2e-3, warmup_fraction=0.05),
             fused_stage()]

@@ -39,8 +39,13 @@ class DataConfig:
     labels: tuple = ()  # class names; empty: the sorted labels of the training manifest.
     num_targets: int = 1  # regression outputs per example.
     skip_invalid: bool = False  # skip (and count) invalid rows instead of stopping.
+    report_group_field: str = ""  # manifest field to break test metrics down by (e.g. a type).
     # Static shapes of everything that reaches the model.
     text_sequence_length: int = 32  # tokens per text, [CLS] and [SEP] included.
+    # Shorter lengths a batch of texts is cut to (e.g. [16, 32, 64]): each batch takes the smallest
+    # that holds its longest text, training batches are grouped by it; one XLA compilation per
+    # length. Empty: every batch is text_sequence_length long (static; what TPUs need).
+    text_length_buckets: tuple = ()
     image_size: int = 32  # images are resized to image_size x image_size x 3.
     audio_sample_rate: int = 8000  # Hz the model expects.
     audio_length: int = 8000  # samples per clip: longer clips are cropped, shorter padded.
@@ -66,6 +71,7 @@ class ModelConfig:
     audio_frame_step: int = 128  # samples between STFT windows.
     audio_num_mel_bins: int = 64
     audio_conv_filters: tuple = (32, 64, 128)  # one conv block per entry.
+    audio_batchnorm_momentum: float = 0.9  # moving-statistics momentum of its BatchNorms.
     freeze_audio_encoder: bool = False
     # Transfer: encoders whose weights start from earlier tfmm runs.
     init_encoders_from: tuple = ()  # run folders (or model.keras files); matching encoders load.
@@ -161,6 +167,14 @@ class Config:
                            ("model.projection_dim", model.projection_dim)):
             if value <= 0:
                 raise ConfigError(f"`{key}` must be > 0. Received: {value}")
+        for length in data.text_length_buckets:
+            if not isinstance(length, int) or not 0 < length <= data.text_sequence_length:
+                raise ConfigError("`data.text_length_buckets` must hold integers in [1, "
+                                  f"data.text_sequence_length={data.text_sequence_length}]. "
+                                  f"Received: {list(data.text_length_buckets)}")
+        if data.text_length_buckets and "text" not in data.modalities:
+            raise ConfigError("`data.text_length_buckets` needs 'text' in `data.modalities`. "
+                              f"Received modalities: {list(data.modalities)}")
         if data.image_size < 32 and "image" in data.modalities:
             raise ConfigError("`data.image_size` must be >= 32 (ResNet50's smallest input). "
                               f"Received: {data.image_size}")

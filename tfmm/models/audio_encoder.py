@@ -8,7 +8,7 @@ from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
 def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int,
                         frame_length: int = 256, frame_step: int = 128, num_mel_bins: int = 64,
                         conv_filters=(32, 64, 128), dropout: float = 0.1,
-                        freeze: bool = False) -> keras.Model:
+                        freeze: bool = False, batchnorm_momentum: float = 0.9) -> keras.Model:
     """Waveforms -> one [projection_dim] vector per clip.
 
     The log-Mel spectrogram is standardised per clip (LayerNormalization over time, Mel and
@@ -23,6 +23,8 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
         frame_length, frame_step, num_mel_bins: spectrogram parameters (see LogMelSpectrogram).
         conv_filters: filters of each conv block.
         dropout: dropout before the projection.
+        batchnorm_momentum: momentum of the BatchNorm moving statistics (0.9 tracks the weights
+            of a short run closely enough for inference; Keras' 0.99 lags behind them).
         freeze: keep the spectrogram and conv weights fixed (BatchNorm then uses its moving
             statistics); the projection still learns.
 
@@ -37,7 +39,8 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
     for index, filters in enumerate(conv_filters):
         features = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                        name=f"audio_conv_{index}")(features)
-        features = keras.layers.BatchNormalization(name=f"audio_batchnorm_{index}")(features)
+        features = keras.layers.BatchNormalization(momentum=batchnorm_momentum,
+                                                   name=f"audio_batchnorm_{index}")(features)
         features = keras.layers.ReLU(name=f"audio_relu_{index}")(features)
         features = keras.layers.MaxPooling2D(2, padding="same", name=f"audio_pool_{index}")(features)
     _, frames, mel_bins, channels = features.shape

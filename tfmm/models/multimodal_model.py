@@ -37,10 +37,11 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
         masks.append(mask)
         if modality == "text":
             backbone = text_backbone or load_bert_backbone(model_config.text_preset)
-            encoder = build_text_encoder(backbone, data.text_sequence_length,
-                                         model_config.projection_dim,
+            # Length buckets feed batches cut to several lengths: the text inputs take any.
+            text_length = None if data.text_length_buckets else data.text_sequence_length
+            encoder = build_text_encoder(backbone, text_length, model_config.projection_dim,
                                          freeze=model_config.freeze_text_encoder)
-            text_inputs = {name: keras.Input((data.text_sequence_length,), dtype="int32", name=name)
+            text_inputs = {name: keras.Input((text_length,), dtype="int32", name=name)
                            for name in TEXT_INPUTS}
             inputs.update(text_inputs)
             embeddings.append(encoder(text_inputs))
@@ -61,7 +62,8 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
                 frame_step=model_config.audio_frame_step,
                 num_mel_bins=model_config.audio_num_mel_bins,
                 conv_filters=model_config.audio_conv_filters, dropout=model_config.dropout,
-                freeze=model_config.freeze_audio_encoder)
+                freeze=model_config.freeze_audio_encoder,
+                batchnorm_momentum=model_config.audio_batchnorm_momentum)
             audio = keras.Input((data.audio_length,), name="audio")
             inputs["audio"] = audio
             embeddings.append(encoder(audio))
