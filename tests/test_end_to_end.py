@@ -141,9 +141,10 @@ def test_unknown_config_key_and_label_are_one_line_errors(tmp_path):
     assert output.returncode == 2 and "unknown key 'training.epochz'" in error_lines(output)[0]
     test_manifest = tmp_path / "test.jsonl"
     rows = [json.loads(line) for line in open(manifest)]
+    for row in rows:
+        row["image"] = os.path.join(str(tmp_path / "data"), row["image"])
+        row["audio"] = os.path.join(str(tmp_path / "data"), row["audio"])
     rows[1]["label"] = "maybe"
-    rows[1]["image"] = os.path.join(str(tmp_path / "data"), rows[1]["image"])
-    rows[1]["audio"] = os.path.join(str(tmp_path / "data"), rows[1]["audio"])
     test_manifest.write_text("\n".join(json.dumps(row) for row in rows[:2]) + "\n")
     output = run_cli(["train.py", str(config_path), "--set",
                       f"data.test_manifest={test_manifest}"])

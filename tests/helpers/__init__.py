@@ -1,1 +1,2 @@
-"""Test helpers: tiny BERT presets, manifests and configs, and worker scripts run in subprocesses."""
+"""Test helpers: tiny BERT presets, manifests and configs (tiny.py), and scripts that tests run in
+subprocesses (compare_replicas.py, train_worker.py)."""

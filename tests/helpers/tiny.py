@@ -169,8 +169,8 @@ def free_port() -> int:
 
 
 def subprocess_env(**extra) -> dict:
-    """The environment for a tfmm subprocess: the repository importable, TF quiet, one thread
-    pool of modest size (the machine is shared)."""
+    """The environment for a tfmm subprocess: the repository importable, TF quiet, no GPU, no
+    inherited TF_CONFIG; `extra` sets variables (a None value removes one)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO_ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
                                      else "")
@@ -178,7 +178,11 @@ def subprocess_env(**extra) -> dict:
     env["CUDA_VISIBLE_DEVICES"] = ""
     env["PYTHONUNBUFFERED"] = "1"
     env.pop("TF_CONFIG", None)
-    env.update({key: str(value) for key, value in extra.items()})
+    for key, value in extra.items():  # None removes a variable
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
     return env
 
 

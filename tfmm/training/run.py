@@ -13,9 +13,11 @@ from tfmm.data.manifest import read_manifest_for_config
 from tfmm.errors import UserError
 from tfmm.evaluation.report import evaluate_pipeline, headline
 from tfmm.export.serving_model import export_serving_model
+from tfmm.models.encoder_transfer import load_encoder_weights
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
-from tfmm.training.strategy import create_strategy, is_chief, set_mixed_precision
+from tfmm.training.strategy import (create_strategy, is_chief, set_mixed_precision,
+                                    synchronize_batch_norm)
 from tfmm.training.trainer import Trainer
 
 MODEL_FILE = "model.keras"
@@ -82,7 +84,8 @@ def run_training(config, log=print) -> dict:
         log: function taking one line of text.
 
     Returns:
-        {"run_dir", "history", "test_report" (or None), "export_dir" (or None)}.
+        {"run_dir", "history", "test_report" (or None), "export_dir" (or None), "model" (the
+        trained keras.Model), "replicas" (replicas in sync)}.
     """
     training = config.training
     keras.utils.set_random_seed(training.seed)
@@ -93,10 +96,11 @@ def run_training(config, log=print) -> dict:
         save_config(config, os.path.join(run_dir, "config.json"))
     set_mixed_precision(training.mixed_precision)
     strategy = create_strategy(training.strategy, training.tpu)
-    log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
-        f"global batch {config.data.batch_size}, per replica "
-        f"{config.data.batch_size // strategy.num_replicas_in_sync}; peak learning rate "
-        f"{training.learning_rate}; mixed precision {training.mixed_precision}")
+    replicas = strategy.num_replicas_in_sync
+    log(f"strategy {type(strategy).__name__} with {replicas} replica(s); global batch "
+        f"{config.data.batch_size} = {replicas} x {config.data.batch_size // replicas} per "
+        f"replica; peak learning rate {training.learning_rate} for the global batch (not scaled "
+        f"with the replica count); mixed precision {training.mixed_precision}")
     if config.data.batch_size % strategy.num_replicas_in_sync:
         raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
                           f"number of replicas ({strategy.num_replicas_in_sync})")
@@ -109,7 +113,8 @@ def run_training(config, log=print) -> dict:
     labels = train_manifest.labels
     num_outputs = config.data.num_targets if task == "regression" else len(labels)
     preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
-    train_pipeline = ExamplePipeline(train_manifest, preprocessor, task, config.data.cache)
+    train_pipeline = ExamplePipeline(train_manifest, preprocessor, task, config.data.cache,
+                                     text_length_buckets=config.data.text_length_buckets)
     validation_pipeline = (ExamplePipeline(validation_manifest, preprocessor, task, False)
                            if validation_manifest else None)
     steps_per_epoch = training.steps_per_epoch or train_pipeline.steps_per_epoch(
@@ -126,9 +131,17 @@ def run_training(config, log=print) -> dict:
     # Model and training loop.
     with strategy.scope():
         model = build_multimodal_model(config, num_outputs)
+        if config.model.init_encoders_from:
+            load_encoder_weights(model, config.model.init_encoders_from, log)
+    if replicas > 1:
+        # BatchNorm statistics over the global batch, as on one replica (docs/distributed.md).
+        synchronized = synchronize_batch_norm(model)
+        log(f"{synchronized} BatchNormalization layers compute their statistics across the "
+            f"{replicas} replicas")
     trainer = Trainer(model, config, strategy, steps_per_epoch, run_dir, log=log)
     history = trainer.fit(train_pipeline, validation_pipeline)
-    result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None}
+    result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None,
+              "model": model, "replicas": strategy.num_replicas_in_sync}
     if not chief:
         return result
     model.save(os.path.join(run_dir, MODEL_FILE))
@@ -138,7 +151,8 @@ def run_training(config, log=print) -> dict:
     if test_manifest is not None:
         test_pipeline = ExamplePipeline(test_manifest, preprocessor, task, cache=False)
         report = evaluate_pipeline(model, test_pipeline, task, labels, run_dir,
-                                   config.data.batch_size, history=history)
+                                   config.data.batch_size, history=history,
+                                   group_field=config.data.report_group_field)
         log(f"test: {headline(report)}")
         result["test_report"] = report
     if training.export:

@@ -6,10 +6,16 @@ XLA-compiled), `keras.optimizers.AdamW` applying them. The same step serves a la
 TPU pod. State (model, optimizer, epoch, position in the epoch) lives in a
 `tf.train.CheckpointManager` in the run folder, so a killed run resumes where its last checkpoint
 was written, replaying the same shuffled order.
+
+Several replicas: gradients are summed over the replicas before they are clipped, and the
+per-epoch loss/score sums and the random-number states (dropout, augmentation) are checkpointed,
+so a run on N replicas, or one killed and resumed, follows the same numbers as one uninterrupted
+run on one replica at the same global batch (up to float rounding; see docs/distributed.md).
 """
 
 import json
 import os
+import shutil
 import tempfile
 import time
 
@@ -19,17 +25,23 @@ import tensorflow as tf
 
 from tfmm.errors import UserError
 from tfmm.evaluation.predict import predict_dataset
+from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
 from tfmm.training.optimizer import build_optimizer
-from tfmm.training.strategy import is_chief, resolve_jit_compile
+from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
 
 
 class TrainingDivergedError(UserError):
     """The loss became NaN or infinite."""
 
 
+class CheckpointError(UserError):
+    """A checkpoint in the run folder that cannot be restored."""
+
+
 class Trainer:
-    """Trains a tfmm model on an `ExamplePipeline`.
+    """Trains a tfmm model on an `ExamplePipeline` (or any pipeline with the same interface:
+    `batches(...)`, `steps_per_epoch(...)`, `num_examples`, e.g. `SpanWindowPipeline`).
 
     Args:
         model: a Keras model built under `strategy.scope()`.
@@ -57,13 +69,30 @@ class Trainer:
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
                                              name="step_in_epoch")
+            # Sums over the steps of the current epoch, so a resumed epoch reports all of it.
+            self.epoch_loss_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                              name="epoch_loss_sum")
+            self.epoch_score_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                               name="epoch_score_sum")
+        # tf.train.Checkpoint does not reach the states of Keras SeedGenerators (dropout,
+        # augmentation, modality dropout) through the model: list them, so a resumed run draws the
+        # same random numbers as an uninterrupted one.
+        weight_ids = {id(variable) for variable in model.weights}
+        self.random_states = [variable for variable in model.variables
+                              if id(variable) not in weight_ids]
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=self.optimizer,
-                                              epoch=self.epoch, step_in_epoch=self.step_in_epoch)
-        # Every worker writes (saving is collective); only the chief's copy is kept.
-        checkpoint_dir = (os.path.join(run_dir, "checkpoints") if self.is_chief
-                          else tempfile.mkdtemp(prefix="tfmm-worker-checkpoints-"))
+                                              epoch=self.epoch, step_in_epoch=self.step_in_epoch,
+                                              epoch_loss_sum=self.epoch_loss_sum,
+                                              epoch_score_sum=self.epoch_score_sum,
+                                              random_states=self.random_states)
+        # Every worker writes (saving is collective); only the chief's copy is kept. Every worker
+        # resumes from the chief's folder, which must then be storage they all read (e.g. gs://).
+        self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        self._scratch_dir = None if self.is_chief else tempfile.mkdtemp(
+            prefix="tfmm-worker-checkpoints-")
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, checkpoint_dir, max_to_keep=config.training.keep_checkpoints)
+            self.checkpoint, self._scratch_dir or self.checkpoint_dir,
+            max_to_keep=config.training.keep_checkpoints)
         self.history_path = os.path.join(run_dir, "history.json")
         self.history = self._load_history()
         self._train_step = self._build_train_step()
@@ -87,8 +116,19 @@ class Trainer:
         if self.jit_compile:
             compute_gradients = tf.function(compute_gradients, jit_compile=True)
 
+        # Keras optimizers clip each replica's partial gradient before summing over replicas, so
+        # with several replicas `clip_norm` would bound the wrong norm: sum first, clip the global
+        # gradient, then hand each replica an equal share for the optimizer to sum again.
+        num_replicas = self.strategy.num_replicas_in_sync
+        clip_norm = self.config.training.clip_norm
+        sum_then_clip = num_replicas > 1 and clip_norm > 0
+
         def replica_step(features, targets):
             gradients, loss, score = compute_gradients(features, targets)
+            if sum_then_clip:
+                loss_scale = optimizer.scale_loss(tf.constant(1.0))  # 1 unless float16
+                gradients = _clip_summed_gradients(gradients, clip_norm * loss_scale,
+                                                   num_replicas)
             optimizer.apply_gradients(zip(gradients, variables))
             return loss, score
 
@@ -104,24 +144,72 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------
     def restore(self) -> bool:
-        """Loads the latest checkpoint of the run folder; True when there was one."""
-        latest = self.manager.latest_checkpoint
-        if not latest:
-            return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        self.log(f"resumed from {latest} (epoch {int(self.epoch.numpy()) + 1}, "
-                 f"step {int(self.step_in_epoch.numpy())} of {self.steps_per_epoch})")
-        return True
+        """Loads the latest checkpoint of the run folder; True when there was one.
+
+        The `checkpoint` index file names only checkpoints whose files were completely written
+        (CheckpointManager updates it after the save), so a run killed while saving resumes from
+        the previous one. A listed checkpoint that cannot be read (damaged storage) is skipped for
+        the one before it, with a message; when none can be read a CheckpointError says so.
+        Under MultiWorkerMirroredStrategy every worker must resume from the same step: a
+        StrategyError says so when they did not.
+        """
+        state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        candidates = list(reversed(state.all_model_checkpoint_paths)) if state else []
+        if state and state.model_checkpoint_path not in candidates:
+            candidates.insert(0, state.model_checkpoint_path)
+        restored, failures = None, []
+        for path in candidates:
+            try:
+                self.checkpoint.restore(path).assert_existing_objects_matched()
+            except (tf.errors.OpError, AssertionError, ValueError, IndexError, KeyError) as error:
+                # IndexError: "Read less bytes than requested" from a truncated data file.
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                failures.append(f"{path}: {reason}")
+                self.log(f"cannot restore {failures[-1]}")
+                continue
+            restored = path
+            break
+        if candidates and not restored:
+            raise CheckpointError(
+                f"no checkpoint in {self.checkpoint_dir} can be restored ({'; '.join(failures)}). "
+                "Move that folder away to start over, or set training.run_dir to a new folder.")
+        if restored:
+            self.log(f"resumed from {restored} (epoch {int(self.epoch.numpy()) + 1}, "
+                     f"step {int(self.step_in_epoch.numpy())} of {self.steps_per_epoch})")
+        self._check_workers_agree()
+        return bool(restored)
+
+    def _global_position(self) -> int:
+        return int(self.epoch.numpy()) * self.steps_per_epoch + int(self.step_in_epoch.numpy())
+
+    def _check_workers_agree(self):
+        """Under MultiWorkerMirroredStrategy, fails when workers start from different steps."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return
+        position = tf.constant([self._global_position()], tf.int64)
+
+        @tf.function
+        def gather_positions():
+            per_replica = self.strategy.run(lambda: tf.identity(position))
+            return self.strategy.gather(per_replica, axis=0)
+
+        positions = sorted(set(int(value) for value in gather_positions().numpy()))
+        if len(positions) > 1:
+            raise StrategyError(
+                f"the workers start from different steps {positions}: each resumes from "
+                f"{self.checkpoint_dir}, which only the chief writes. Put training.run_dir on "
+                "storage every worker reads (e.g. gs://bucket/run), or give every worker a "
+                "fresh run folder.")
 
     def save(self):
-        global_step = int(self.epoch.numpy()) * self.steps_per_epoch + int(self.step_in_epoch.numpy())
-        self.manager.save(checkpoint_number=global_step)
+        self.manager.save(checkpoint_number=self._global_position())
 
     def fit(self, train_pipeline, validation_pipeline=None):
         """Trains for `config.training.epochs`, resuming from the run folder if it can.
 
         Args:
-            train_pipeline: `tfmm.data.dataset.ExamplePipeline` of the training manifest.
+            train_pipeline: `tfmm.data.dataset.ExamplePipeline` of the training manifest, or
+                another pipeline with its `batches` interface (`SpanWindowPipeline` for "span").
             validation_pipeline: optional pipeline evaluated after each epoch.
 
         Returns:
@@ -130,6 +218,15 @@ class Trainer:
         training = self.config.training
         data = self.config.data
         self.restore()
+        try:
+            return self._fit(train_pipeline, validation_pipeline)
+        finally:
+            if self._scratch_dir:
+                shutil.rmtree(self._scratch_dir, ignore_errors=True)
+
+    def _fit(self, train_pipeline, validation_pipeline):
+        training = self.config.training
+        data = self.config.data
         score_name = SCORE_NAMES[self.task]
         writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train"))
                   if self.is_chief else tf.summary.create_noop_writer())
@@ -145,7 +242,10 @@ class Trainer:
                                            verbose=1 if self.is_chief else 0)
             if self.is_chief:
                 self.log(f"epoch {epoch + 1}/{training.epochs}")
-            losses, scores, started = [], [], time.time()
+            if first_step == 0:
+                self.epoch_loss_sum.assign(0.0)
+                self.epoch_score_sum.assign(0.0)
+            started = time.time()
             step = first_step
             for batch in distributed:
                 loss, score = self._train_step(batch)
@@ -158,8 +258,8 @@ class Trainer:
                         f"{step}); the last good checkpoint is {self.manager.latest_checkpoint}. "
                         "Lower training.learning_rate or set training.clip_norm, then rerun to "
                         "resume from it.")
-                losses.append(loss)
-                scores.append(score)
+                self.epoch_loss_sum.assign_add(loss)
+                self.epoch_score_sum.assign_add(score)
                 learning_rate = float(self.optimizer.learning_rate)
                 progress.update(step, [("loss", loss), (score_name, score), ("lr", learning_rate)])
                 if step % 10 == 0:
@@ -168,10 +268,13 @@ class Trainer:
                         tf.summary.scalar(score_name, score)
                         tf.summary.scalar("learning_rate", learning_rate)
                 self.step_in_epoch.assign(step)
-                if training.checkpoint_every_steps and global_step % training.checkpoint_every_steps == 0:
+                every = training.checkpoint_every_steps
+                # The epoch's last step is saved just below, as the start of the next epoch.
+                if every and global_step % every == 0 and step < self.steps_per_epoch:
                     self.save()
-            record = {"epoch": epoch + 1, "loss": float(np.mean(losses)) if losses else None,
-                      score_name: float(np.mean(scores)) if scores else None,
+            done = max(step, 1)
+            record = {"epoch": epoch + 1, "loss": float(self.epoch_loss_sum.numpy()) / done,
+                      score_name: float(self.epoch_score_sum.numpy()) / done,
                       "seconds": round(time.time() - started, 2)}
             if validation_pipeline is not None:
                 validation = validation_pipeline.batches(data.batch_size)
@@ -204,15 +307,39 @@ class Trainer:
         self.history = [entry for entry in self.history if entry["epoch"] < record["epoch"]]
         self.history.append(record)
         if self.is_chief:
-            with tf.io.gfile.GFile(self.history_path, "w") as handle:
+            # Written aside, then renamed over: a kill never leaves a half-written history.
+            partial = self.history_path + ".partial"
+            with tf.io.gfile.GFile(partial, "w") as handle:
                 json.dump(self.history, handle, indent=1)
+            tf.io.gfile.rename(partial, self.history_path, overwrite=True)
 
     def history_by_metric(self):
-        keys = [key for key in (self.history[0] if self.history else {}) if key != "epoch"]
+        keys = [key for key in (self.history[0] if self.history else {})
+                if key not in ("epoch", "seconds")]
         return {key: [entry.get(key) for entry in self.history] for key in keys}
 
 
+def _clip_summed_gradients(gradients, clip_norm, num_replicas):
+    """In a replica: the gradients summed over replicas, clipped to `clip_norm` by their global
+    norm, divided by `num_replicas` (None entries stay None)."""
+    present = [gradient for gradient in gradients if gradient is not None]
+    summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
+    clipped, _ = tf.clip_by_global_norm(summed, clip_norm)
+    shares = iter([_divide(gradient, num_replicas) for gradient in clipped])
+    return [None if gradient is None else next(shares) for gradient in gradients]
+
+
+def _divide(gradient, divisor):
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
+    return gradient / divisor
+
+
 def _score(task, outputs, targets):
+    if task == "span":
+        start_key, end_key = HEAD_KINDS["span"]
+        return float(np.mean((outputs[start_key].argmax(-1) == targets["start_positions"])
+                             & (outputs[end_key].argmax(-1) == targets["end_positions"])))
     if task == "multiclass":
         return float(np.mean(outputs.argmax(-1) == targets))
     if task == "multilabel":
