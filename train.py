@@ -5,6 +5,9 @@ the run folder when it holds checkpoints), evaluates on the test manifest and ex
 SavedModel. Example, the offline quickstart:
 
     python train.py configs/av_digits.py
+
+A config with `data.task = "span"` trains extractive question answering on SQuAD-format data
+instead (`tfmm.training.run_span`), e.g. `python train.py configs/xquad_minilm.py`.
 """
 
 import argparse
@@ -24,6 +27,8 @@ def parse_arguments(argv):
     parser.add_argument("--mixed-precision", help="bfloat16 | float16 | none")
     parser.add_argument("--seed", type=int, help="random seed")
     parser.add_argument("--run-dir", help="run folder (checkpoints, logs, model, reports)")
+    parser.add_argument("--stage", action="append",
+                        help="run only this stage of a multi-stage config (repeatable)")
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip invalid manifest rows (counted) instead of stopping")
     return parser.parse_args(argv)
@@ -41,17 +46,56 @@ def main(argv=None):
     if arguments.skip_invalid:
         overrides.append("data.skip_invalid=true")
 
-    from tfmm.config import load_config
+    from tfmm.config import load_stages
     from tfmm.errors import UserError
-    from tfmm.training.run import run_training
 
     try:
-        config = load_config(arguments.config, overrides)
-        run_training(config)
+        stages = load_stages(arguments.config, overrides)
+        if arguments.stage:
+            stages = [stage for stage in stages if stage[0] in arguments.stage]
+        results = []
+        for number, (name, config) in enumerate(stages, start=1):
+            if len(stages) > 1:
+                print(f"=== stage {number}/{len(stages)}: {name} ({config.training.run_dir})")
+            results.append((name, config, run_stage(config)))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if len(results) > 1:
+        print(stage_table(results))
     return 0
+
+
+def run_stage(config) -> dict:
+    """Trains one config with the runner of its task."""
+    if config.data.task == "span":
+        from tfmm.training.run_span import run_span_training
+
+        return run_span_training(config) or {}
+    from tfmm.training.run import run_training
+
+    return run_training(config)
+
+
+def stage_table(results) -> str:
+    """A Markdown table of each stage's test metrics (and per-group accuracies, if reported)."""
+    groups = []
+    for _, config, result in results:
+        field = config.data.report_group_field
+        for group in ((result.get("test_report") or {}).get("by_" + field) or {}) if field else {}:
+            if group not in groups:
+                groups.append(group)
+    header = ["stage", "modalities", "test examples", "accuracy", "macro-F1", "AUROC"] + groups
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for name, config, result in results:
+        report = result.get("test_report") or {}
+        by_group = report.get("by_" + config.data.report_group_field, {}) or {}
+        cells = [report.get(key) for key in ("accuracy", "macro_f1", "auroc")]
+        cells += [by_group.get(group, {}).get("accuracy") for group in groups]
+        text = ["-" if value is None else f"{value:.3f}" for value in cells]
+        lines.append(f"| {name} | {' + '.join(config.data.modalities)} | "
+                     f"{report.get('num_examples', '-')} | " + " | ".join(text) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

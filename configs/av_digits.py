@@ -57,7 +57,7 @@ def fused_stage(name="fused", modalities=("text", "image", "audio"), export=True
                   "freeze_image_encoder": True, "freeze_audio_encoder": True,
                   "init_encoders_from": sources, "fusion": "attention", "fusion_num_heads": 4,
                   "fusion_num_layers": 2, "head_hidden_dim": 256},
-        "training": {"run_dir": f"{RUN_DIR}/{name}", "epochs": 6, "learning_rate": 1e-3,
+        "training": {"run_dir": f"{RUN_DIR}/{name}", "epochs": 10, "learning_rate": 2e-3,
                      "weight_decay": 0.01, "warmup_fraction": 0.05, "export": export},
     }
 
