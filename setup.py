@@ -25,5 +25,7 @@ setup(
         "tensorboard",  # tf.summary writers (TensorFlow 2.21 no longer pulls it in)
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=8"]},
+    extras_require={"dev": ["pytest>=8"],
+                    # bench/input_pipeline.py's plain-Python baseline only (see bench/README.md)
+                    "bench": ["librosa>=0.10"]},
 )

@@ -3,6 +3,11 @@
 Files are read and decoded in parallel (AUTOTUNE) by the same `MultimodalPreprocessor` the
 serving signature uses; decoded examples are cached in memory, then every epoch gets its own
 seeded shuffle, so a resumed run can replay an epoch's order exactly and skip what it had done.
+
+Optional text length buckets (`data.text_length_buckets`, off by default): a batch's texts are cut
+from `text_sequence_length` to the smallest bucket boundary that holds its longest text, and
+training batches (drop_remainder=True) are grouped by that boundary, so a BERT step on short
+texts computes on a handful of static shapes (one XLA compilation each) instead of on padding.
 """
 
 import numpy as np
@@ -11,6 +16,7 @@ import tensorflow as tf
 from tfmm.data.manifest import Manifest
 
 AUTOTUNE = tf.data.AUTOTUNE
+TEXT_FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
 def encode_targets(manifest: Manifest, task: str) -> np.ndarray:
@@ -46,12 +52,28 @@ class ExamplePipeline:
         preprocessor: the `MultimodalPreprocessor` of the model.
         task: "multiclass" | "multilabel" | "regression".
         cache: keep decoded examples in memory after the first pass.
+        text_length_buckets: increasing token lengths (e.g. (16, 32, 64)); empty (the default):
+            every batch keeps the preprocessor's static `text_sequence_length`. Otherwise each
+            batch is cut to the smallest boundary (or `text_sequence_length`) that holds its
+            longest text, and drop_remainder batches are grouped by that boundary; the model's
+            text inputs must then accept any length (`build_multimodal_model` does so when
+            `data.text_length_buckets` is set). Padding is masked, so outputs do not change.
     """
 
-    def __init__(self, manifest: Manifest, preprocessor, task: str, cache: bool = True):
+    def __init__(self, manifest: Manifest, preprocessor, task: str, cache: bool = True,
+                 text_length_buckets=()):
         self.manifest = manifest
         self.num_examples = len(manifest.rows)
         modalities = preprocessor.modalities
+        self.bucket_boundaries = ()
+        if text_length_buckets:
+            if "text" not in modalities:
+                raise ValueError("text_length_buckets needs the text modality; modalities are "
+                                 f"{list(modalities)}")
+            self.bucket_boundaries = bucket_boundaries(text_length_buckets,
+                                                       preprocessor.text_sequence_length)
+            self.text_lengths = text_lengths(preprocessor,
+                                             [row.text or "" for row in manifest.rows])
         columns = {}
         if "text" in modalities:
             columns["text"] = [row.text or "" for row in manifest.rows]
@@ -84,21 +106,73 @@ class ExamplePipeline:
 
         Returns:
             A dataset of (features dict, targets) with static shapes except, when
-            drop_remainder is False, the batch dimension.
+            drop_remainder is False, the batch dimension, and with text length buckets the text
+            length (one of the bucket boundaries). With buckets and drop_remainder, the batches
+            hold texts of one bucket each, and each bucket's last partial batch is dropped.
         """
         dataset = self.examples
         if shuffle:
             dataset = dataset.shuffle(min(shuffle_buffer, self.num_examples),
                                       seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if not self.bucket_boundaries:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        elif drop_remainder:
+            boundaries = tf.constant(self.bucket_boundaries, tf.int64)
+            dataset = dataset.group_by_window(
+                key_func=lambda features, target: _bucket_index(features, boundaries),
+                reduce_func=lambda key, window: window.batch(batch_size, drop_remainder=True),
+                window_size=batch_size)
+            dataset = dataset.map(lambda features, target: (
+                _cut_text(features, self.bucket_boundaries), target))
+        else:
+            dataset = dataset.batch(batch_size).map(lambda features, target: (
+                _cut_text(features, self.bucket_boundaries), target))
         if skip_batches:
             dataset = dataset.skip(skip_batches)
         options = tf.data.Options()
+        # One in-memory source (the manifest rows), no files to split: under
+        # MultiWorkerMirroredStrategy every worker runs this same seeded pipeline and keeps its
+        # slice of each global batch (AUTO would try FILE first and fall back with a warning).
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         options.deterministic = True
         return dataset.with_options(options).prefetch(AUTOTUNE)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
+        if drop_remainder and self.bucket_boundaries:
+            buckets = np.searchsorted(self.bucket_boundaries, self.text_lengths)
+            return int(sum(np.bincount(buckets) // batch_size))
         if drop_remainder:
             return self.num_examples // batch_size
         return -(-self.num_examples // batch_size)
+
+
+def bucket_boundaries(buckets, sequence_length: int) -> tuple:
+    """The bucket lengths below `sequence_length`, sorted, with `sequence_length` last."""
+    return tuple(sorted({int(length) for length in buckets if int(length) < sequence_length})
+                 ) + (int(sequence_length),)
+
+
+def text_lengths(preprocessor, texts, chunk: int = 4096) -> np.ndarray:
+    """Tokens per packed text ([CLS] and [SEP] included, cut at the sequence length)."""
+    lengths = []
+    for start in range(0, len(texts), chunk):
+        packed = preprocessor.text_preprocessor(tf.constant(texts[start:start + chunk]))
+        lengths.append(tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy())
+    return np.concatenate(lengths) if lengths else np.zeros([0], np.int32)
+
+
+def _bucket_index(features, boundaries):
+    """Index of the smallest boundary that holds the (unbatched) example's text."""
+    length = tf.reduce_sum(tf.cast(features["padding_mask"], tf.int64))
+    return tf.reduce_sum(tf.cast(boundaries < length, tf.int64))
+
+
+def _cut_text(features, boundaries):
+    """Cuts a batch's text features to the smallest boundary that holds its longest text."""
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32), axis=1))
+    boundaries = tf.constant(boundaries, tf.int32)
+    length = tf.gather(boundaries, tf.reduce_sum(tf.cast(boundaries < longest, tf.int32)))
+    features = dict(features)
+    for name in TEXT_FEATURES:
+        features[name] = features[name][:, :length]
+    return features

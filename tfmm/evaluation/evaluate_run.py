@@ -15,6 +15,7 @@ from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
 # Registers tfmm's layers so the .keras file loads without custom_objects.
 import tfmm.models.multimodal_model  # noqa: F401  pylint: disable=unused-import
+import tfmm.models.span_model  # noqa: F401  pylint: disable=unused-import
 
 
 class RunFolderError(UserError):
@@ -42,9 +43,14 @@ def evaluate_run(path: str, manifest_path: str, out_dir=None, name=None, batch_s
                  skip_invalid=False, log=print) -> dict:
     """Evaluates a run's model on a manifest and writes the report next to it.
 
+    A question-answering run (task "span") takes a SQuAD v1.1/v2.0 JSON file instead of a
+    manifest and writes `<name>_report.json` (exact match, F1) and `<name>_predictions.json`
+    (see `tfmm.evaluation.evaluate_squad.evaluate_squad_run`).
+
     Args:
         path: run folder or its model.keras.
-        manifest_path: JSONL manifest (labels must be among the run's labels).
+        manifest_path: JSONL manifest (labels must be among the run's labels), or a SQuAD JSON
+            file for a "span" run.
         out_dir: report folder (default: the run folder).
         name: file prefix (default: the manifest's file name without extension).
         batch_size: evaluation batch size.
@@ -54,6 +60,12 @@ def evaluate_run(path: str, manifest_path: str, out_dir=None, name=None, batch_s
         The report dict.
     """
     run_dir, config, run_info, model = load_run(path)
+    if run_info.get("task") == "span":
+        from tfmm.evaluation.evaluate_squad import evaluate_squad_run
+
+        return evaluate_squad_run(run_dir, config, model, manifest_path, out_dir=out_dir,
+                                  name=name, batch_size=batch_size, skip_invalid=skip_invalid,
+                                  log=log)
     config.data.skip_invalid = skip_invalid
     labels = tuple(run_info["labels"])
     manifest = read_manifest_for_config(manifest_path, config.data,

@@ -13,27 +13,35 @@ def predict_dataset(model, dataset: tf.data.Dataset, task: str):
     Args:
         model: a tfmm model (dict in, dict out).
         dataset: batches of (features, targets).
-        task: "multiclass" | "multilabel" | "regression".
+        task: "multiclass" | "multilabel" | "regression" | "span".
 
     Returns:
         (outputs, targets, mean_loss): outputs float32 [N, K] (the logits or predictions),
-        targets as encoded in the dataset, and the loss averaged over the N examples.
+        targets as encoded in the dataset, and the loss averaged over the N examples. For a task
+        with several outputs ("span") outputs is a dict {output key: float32 [N, ...]} and the
+        targets keep the dataset's structure (a dict of [N] arrays), rows concatenated.
     """
     output_key = HEAD_KINDS[task]
 
     @tf.function
     def step(features, targets):
         outputs = model(features, training=False)
-        return tf.cast(outputs[output_key], tf.float32), per_example_loss(task, targets, outputs)
+        if isinstance(output_key, str):
+            selected = tf.cast(outputs[output_key], tf.float32)
+        else:
+            selected = {key: tf.cast(outputs[key], tf.float32) for key in output_key}
+        return selected, per_example_loss(task, targets, outputs)
 
     all_outputs, all_targets, all_losses = [], [], []
     for features, targets in dataset:
         outputs, losses = step(features, targets)
-        all_outputs.append(outputs.numpy())
-        all_targets.append(targets.numpy())
+        all_outputs.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), outputs))
+        all_targets.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), targets))
         all_losses.append(losses.numpy())
-    outputs = np.concatenate(all_outputs)
-    return outputs, np.concatenate(all_targets), float(np.concatenate(all_losses).mean())
+    concatenate = lambda *arrays: np.concatenate(arrays)  # noqa: E731
+    outputs = tf.nest.map_structure(concatenate, *all_outputs)
+    targets = tf.nest.map_structure(concatenate, *all_targets)
+    return outputs, targets, float(np.concatenate(all_losses).mean())
 
 
 def to_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:

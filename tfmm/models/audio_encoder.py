@@ -3,6 +3,7 @@
 import keras
 
 from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
+from tfmm.models.pooling import MaxPooling2x2
 
 
 def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int,
@@ -42,7 +43,8 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
         features = keras.layers.BatchNormalization(momentum=batchnorm_momentum,
                                                    name=f"audio_batchnorm_{index}")(features)
         features = keras.layers.ReLU(name=f"audio_relu_{index}")(features)
-        features = keras.layers.MaxPooling2D(2, padding="same", name=f"audio_pool_{index}")(features)
+        # MaxPooling2D(2, padding="same") without its slow XLA gradient on CPU (see the layer).
+        features = MaxPooling2x2(name=f"audio_pool_{index}")(features)
     _, frames, mel_bins, channels = features.shape
     features = keras.layers.Reshape((frames, mel_bins * channels), name="audio_frames")(features)
     features = keras.layers.GlobalAveragePooling1D(name="audio_time_pooling")(features)

@@ -29,7 +29,7 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
 
     Args:
         backbone: a keras-hub BertBackbone.
-        sequence_length: static text length.
+        sequence_length: static text length, or None for texts of any length.
         projection_dim: output width.
         freeze: keep the backbone's weights fixed (it then runs in inference mode).
 

@@ -9,11 +9,20 @@ def per_example_loss(task: str, targets, outputs, label_smoothing: float = 0.0, 
     """Loss of each example (float32 [B]); averaging over the global batch is the caller's.
 
     Args:
-        task: "multiclass" | "multilabel" | "regression".
-        targets: int [B] class indices, float [B, C] multi-hot, or float [B, T] targets.
-        outputs: the model's output dict.
-        label_smoothing: for classification.
+        task: "multiclass" | "multilabel" | "regression" | "span".
+        targets: int [B] class indices, float [B, C] multi-hot, float [B, T] targets, or for
+            "span" {"start_positions": int [B], "end_positions": int [B]}.
+        outputs: the model's output dict ("span": {"start_logits", "end_logits"} [B, L]).
+        label_smoothing: for classification (not used by "span").
     """
+    if task == "span":
+        # The mean of the start and end cross-entropies (BERT's SQuAD loss).
+        start_logits, end_logits = _span_logits(outputs)
+        start_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.cast(targets["start_positions"], tf.int32), start_logits)
+        end_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(
+            tf.cast(targets["end_positions"], tf.int32), end_logits)
+        return 0.5 * (start_loss + end_loss)
     prediction = tf.cast(outputs[HEAD_KINDS[task]], tf.float32)
     if task == "multiclass":
         if label_smoothing:
@@ -32,8 +41,16 @@ def per_example_loss(task: str, targets, outputs, label_smoothing: float = 0.0, 
 
 
 def per_example_score(task: str, targets, outputs):
-    """The training metric per example: correct (multiclass), exact set match (multilabel) or
-    absolute error (regression)."""
+    """The training metric per example: correct (multiclass), exact set match (multilabel),
+    absolute error (regression) or both span positions right (span: the arg-max start and end
+    tokens both equal the targets)."""
+    if task == "span":
+        start_logits, end_logits = _span_logits(outputs)
+        start_right = tf.equal(tf.argmax(start_logits, -1, output_type=tf.int32),
+                               tf.cast(targets["start_positions"], tf.int32))
+        end_right = tf.equal(tf.argmax(end_logits, -1, output_type=tf.int32),
+                             tf.cast(targets["end_positions"], tf.int32))
+        return tf.cast(tf.logical_and(start_right, end_right), tf.float32)
     prediction = tf.cast(outputs[HEAD_KINDS[task]], tf.float32)
     if task == "multiclass":
         return tf.cast(tf.equal(tf.argmax(prediction, -1, output_type=tf.int32),
@@ -45,4 +62,10 @@ def per_example_score(task: str, targets, outputs):
     return tf.reduce_mean(tf.abs(prediction - tf.cast(targets, tf.float32)), axis=-1)
 
 
-SCORE_NAMES = {"multiclass": "accuracy", "multilabel": "subset_accuracy", "regression": "mae"}
+def _span_logits(outputs):
+    start_key, end_key = HEAD_KINDS["span"]
+    return tf.cast(outputs[start_key], tf.float32), tf.cast(outputs[end_key], tf.float32)
+
+
+SCORE_NAMES = {"multiclass": "accuracy", "multilabel": "subset_accuracy", "regression": "mae",
+               "span": "span_exact"}

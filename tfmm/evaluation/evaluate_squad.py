@@ -1,0 +1,142 @@
+"""Scoring a question-answering model on SQuAD-format data: logits -> answers -> EM/F1 report.
+
+The model runs over every window (`tfmm.evaluation.predict.predict_dataset`), each question's
+answer is decoded from its windows (`tfmm.evaluation.span_decoding.decode_predictions`) and scored
+with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two files are written:
+
+    <name>_report.json       exact_match, f1, total (+ HasAns_* / NoAns_* for SQuAD v2.0), the
+                             window loss, and the sentence-overlap baseline's EM/F1 beside them
+    <name>_predictions.json  {question id: answer text}, the official predictions format
+"""
+
+import json
+import os
+
+import tensorflow as tf
+
+from tfmm.data.span_pipeline import SpanWindowPipeline
+from tfmm.data.squad import SquadFormatError, load_squad_file
+from tfmm.errors import UserError
+from tfmm.evaluation.overlap_baseline import evaluate_overlap_baseline
+from tfmm.evaluation.predict import predict_dataset
+from tfmm.evaluation.span_decoding import decode_predictions
+from tfmm.evaluation.squad_metrics import evaluate_predictions, write_predictions
+from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.preprocessing.span_windows import as_offset_tokenizer
+from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
+
+
+class SquadDataError(UserError):
+    """A SQuAD file that is missing or unreadable."""
+
+
+def read_squad_file(path: str, skip_invalid: bool = False) -> list:
+    """`load_squad_file` with a missing file reported as a user error (one line, no traceback).
+
+    Malformed files raise `SquadFormatError` naming the file, article title, question id and
+    problem.
+    """
+    try:
+        return load_squad_file(path, skip_invalid=skip_invalid)
+    except FileNotFoundError:
+        raise SquadDataError(f"SQuAD file not found: {path} (working directory "
+                             f"{os.getcwd()})") from None
+    except SquadFormatError:
+        raise
+
+
+def decode_span_outputs(examples, pipeline: SpanWindowPipeline, outputs: dict, qa_config):
+    """`decode_predictions` over a pipeline's windows with the `qa` config's settings."""
+    start_key, end_key = HEAD_KINDS["span"]
+    return decode_predictions(
+        examples, pipeline.windows, outputs[start_key], outputs[end_key],
+        n_best_size=qa_config.n_best_size, max_answer_length=qa_config.max_answer_length,
+        version_2_with_negative=qa_config.version_2_with_negative,
+        null_score_threshold=qa_config.null_score_threshold)
+
+
+def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config, out_dir: str,
+                        name: str = "eval", batch_size: int = 32, baseline: bool = True,
+                        source: str = "") -> dict:
+    """Answers every question, scores the answers and writes the report and predictions.
+
+    Args:
+        model: a span model (`tfmm.models.span_model.build_span_model`).
+        examples: the `SquadExample`s.
+        pipeline: their windows (`SpanWindowPipeline.from_examples`, with windows kept).
+        qa_config: the `tfmm.config.QuestionAnsweringConfig` (decoding settings).
+        out_dir: folder of `<name>_report.json` and `<name>_predictions.json`.
+        name: file prefix.
+        batch_size: windows per forward pass.
+        baseline: also score the sentence-overlap baseline on the same questions.
+        source: where the examples came from (recorded in the report).
+
+    Returns:
+        The report dict.
+    """
+    outputs, _, loss = predict_dataset(model, pipeline.batches(batch_size), "span")
+    predictions, _ = decode_span_outputs(examples, pipeline, outputs, qa_config)
+    metrics = evaluate_predictions(examples, predictions)
+    report = {"task": "span", "data": source, "questions": len(examples),
+              "windows": pipeline.num_examples, "loss": loss,
+              "version_2_with_negative": bool(qa_config.version_2_with_negative), **metrics}
+    if baseline:
+        report["overlap_baseline"] = evaluate_overlap_baseline(examples)
+    tf.io.gfile.makedirs(out_dir)
+    predictions_path = os.path.join(out_dir, f"{name}_predictions.json")
+    write_predictions(predictions_path, predictions)
+    report["predictions_file"] = os.path.basename(predictions_path)
+    with tf.io.gfile.GFile(os.path.join(out_dir, f"{name}_report.json"), "w") as handle:
+        json.dump(report, handle, indent=2)
+    return report
+
+
+def squad_headline(report: dict) -> str:
+    """One line: EM/F1 (and the baseline's) on the number of questions."""
+    text = (f"exact match {report['exact_match']:.2f}, F1 {report['f1']:.2f} on "
+            f"{report['total']} questions")
+    if "HasAns_f1" in report:
+        text += (f" (HasAns F1 {report['HasAns_f1']:.2f}, NoAns F1 {report['NoAns_f1']:.2f})")
+    baseline = report.get("overlap_baseline")
+    if baseline:
+        text += (f"; sentence-overlap baseline: exact match {baseline['exact_match']:.2f}, "
+                 f"F1 {baseline['f1']:.2f}")
+    return text
+
+
+def evaluate_squad_run(run_dir: str, config, model, data_path: str, out_dir=None, name=None,
+                       batch_size: int = 32, skip_invalid: bool = False, log=print) -> dict:
+    """What `evaluate.py RUN_DIR --data FILE.json` does for a question-answering run.
+
+    Args:
+        run_dir: the run folder (its config.json gives the preset, window sizes and decoding).
+        config: the run's `tfmm.config.Config`.
+        model: the loaded span model.
+        data_path: SQuAD v1.1/v2.0 JSON file.
+        out_dir: report folder (default: the run folder).
+        name: file prefix (default: the data file's name without extension).
+        batch_size: windows per forward pass.
+        skip_invalid: skip invalid questions (logged) instead of stopping at the first.
+
+    Returns:
+        The report dict.
+    """
+    qa = config.qa
+    examples = read_squad_file(data_path, skip_invalid=skip_invalid)
+    if not examples:
+        raise SquadDataError(f"{data_path}: no questions to evaluate")
+    if any(example.is_impossible for example in examples) and not qa.version_2_with_negative:
+        log(f"{data_path} has unanswerable (v2.0) questions but the run was trained with "
+            "qa.version_2_with_negative false: they are scored, never predicted")
+    tokenizer = as_offset_tokenizer(load_bert_tokenizer(config.model.text_preset))
+    pipeline = SpanWindowPipeline.from_examples(examples, tokenizer, qa.max_sequence_length,
+                                                qa.doc_stride, qa.max_query_length)
+    log(f"{data_path}: {len(examples)} questions, {pipeline.num_examples} windows")
+    name = name or os.path.splitext(os.path.basename(data_path))[0]
+    out_dir = out_dir or run_dir
+    report = evaluate_span_model(model, examples, pipeline, qa, out_dir, name=name,
+                                 batch_size=batch_size, source=data_path)
+    log(f"{name}: {squad_headline(report)}")
+    log(f"report: {os.path.join(out_dir, name + '_report.json')}; predictions: "
+        f"{os.path.join(out_dir, name + '_predictions.json')}")
+    return report

@@ -1,0 +1,94 @@
+"""Extractive question answering: a span head (start and end logits per token) on a BERT backbone.
+
+    {"token_ids", "segment_ids", "padding_mask"} int32 [B, L]
+        -> keras-hub BertBackbone sequence output [B, L, H]
+        -> SpanLogits: Dense(2) in float32, padding positions set to MASKED_LOGIT
+        -> {"start_logits": float32 [B, L], "end_logits": float32 [B, L]}
+
+Position 0 ([CLS]) stays unmasked: it is the "no answer in this window" target (SQuAD v2.0, and
+windows that do not hold the answer).
+
+Example:
+    backbone = load_bert_backbone("minilm")
+    model = build_span_model(backbone, sequence_length=384)
+"""
+
+import keras
+from keras import ops
+
+from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.models.text_encoder import TEXT_INPUTS
+
+# Logit given to padding positions: far below any real logit, yet finite (softmax stays defined
+# and start + end of two masked tokens does not overflow float32).
+MASKED_LOGIT = -1e9
+
+
+@keras.saving.register_keras_serializable(package="tfmm")
+class SpanLogits(keras.layers.Layer):
+    """Start and end logits of every token, computed in float32, padding masked.
+
+    Args:
+        initializer_range: standard deviation of the truncated-normal kernel initializer.
+
+    Call arguments:
+        sequence: [B, L, H] token representations.
+        padding_mask: [B, L] (bool or int), True/1 for real tokens.
+
+    Returns:
+        (start_logits, end_logits), each float32 [B, L].
+    """
+
+    def __init__(self, initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        self.initializer_range = initializer_range
+        self.dense = keras.layers.Dense(
+            2, kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+            dtype="float32", name="span_logits_dense")
+
+    def build(self, sequence_shape, padding_mask_shape=None):
+        self.dense.build(sequence_shape)
+        self.built = True
+
+    def call(self, sequence, padding_mask):
+        logits = self.dense(ops.cast(sequence, "float32"))
+        is_real = ops.cast(padding_mask, "bool")
+        start_logits = ops.where(is_real, logits[..., 0], MASKED_LOGIT)
+        end_logits = ops.where(is_real, logits[..., 1], MASKED_LOGIT)
+        return start_logits, end_logits
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (tuple(sequence_shape[:-1]), tuple(sequence_shape[:-1]))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"initializer_range": self.initializer_range})
+        return config
+
+
+def build_span_model(backbone, sequence_length: int, freeze_backbone: bool = False) -> keras.Model:
+    """The question-answering model over a keras-hub BertBackbone of any preset.
+
+    Args:
+        backbone: a keras-hub BertBackbone (see `tfmm.models.text_encoder.load_bert_backbone`).
+        sequence_length: static window length L.
+        freeze_backbone: keep the backbone's weights fixed (only the span head trains).
+
+    Returns:
+        A functional keras.Model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
+        {"start_logits", "end_logits"} float32 [B, L], padding positions at MASKED_LOGIT.
+    """
+    backbone.trainable = not freeze_backbone
+    try:
+        # BERT's pooler ([CLS] -> tanh dense) plays no part in span prediction: keep it fixed, so
+        # the optimizer neither updates it nor warns that it gets no gradients.
+        backbone.get_layer("pooled_dense").trainable = False
+    except ValueError:
+        pass
+    inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
+              for name in TEXT_INPUTS}
+    sequence = backbone(inputs)["sequence_output"]
+    start_logits, end_logits = SpanLogits(name="span_logits")(sequence, inputs["padding_mask"])
+    start_key, end_key = HEAD_KINDS["span"]
+    return keras.Model(inputs, {start_key: start_logits, end_key: end_logits},
+                       name="tfmm_span")

@@ -1,0 +1,160 @@
+"""A whole question-answering run: SQuAD data -> windows -> span model -> the shared training loop
+-> EM/F1 evaluation (with the sentence-overlap baseline) -> raw-string SavedModel export.
+
+What `train.py` runs when `data.task` is "span"; it mirrors `tfmm.training.run.run_training`.
+The run folder gets config.json, run_info.json, checkpoints/, history.json, model.keras,
+eval_report.json, eval_predictions.json and export/1.
+"""
+
+import json
+import os
+import time
+
+import keras
+import tensorflow as tf
+
+from tfmm.config import ConfigError, save_config
+from tfmm.data.span_pipeline import SpanWindowPipeline
+from tfmm.data.squad import load_tfds_squad, split_by_article
+from tfmm.evaluation.evaluate_squad import (SquadDataError, evaluate_span_model, read_squad_file,
+                                            squad_headline)
+from tfmm.export.span_serving import export_span_serving_model
+from tfmm.models.span_model import build_span_model
+from tfmm.models.text_encoder import load_bert_backbone
+from tfmm.preprocessing.span_windows import as_offset_tokenizer
+from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
+from tfmm.training.run import EXPORT_DIR, MODEL_FILE, RUN_INFO_FILE, check_run_dir
+from tfmm.training.strategy import create_strategy, is_chief, set_mixed_precision
+from tfmm.training.trainer import Trainer
+
+EVAL_NAME = "eval"
+# The article split of a single file does not follow training.seed, so runs with different seeds
+# are scored on the same questions.
+SPLIT_SEED = 0
+
+
+def load_span_examples(config, log=print) -> tuple:
+    """The training and evaluation questions the `qa` section names, validated.
+
+    Returns:
+        (train examples, eval examples, description of where each came from).
+
+    Raises:
+        SquadDataError: a missing file; SquadFormatError: a malformed one (file, article title,
+        question id and problem in the message).
+    """
+    qa = config.qa
+    skip_invalid = config.data.skip_invalid
+    if qa.tfds_version:
+        train = load_tfds_squad(qa.tfds_version, "train")
+        evaluation = load_tfds_squad(qa.tfds_version, "validation")
+        return train, evaluation, (f"tfds squad/{qa.tfds_version} train",
+                                   f"tfds squad/{qa.tfds_version} validation")
+    if not tf.io.gfile.exists(qa.train_file):
+        raise SquadDataError(
+            f"qa.train_file {qa.train_file} not found (working directory {os.getcwd()}); relative "
+            "paths are read from the working directory: run from the repository root or pass "
+            "--set qa.train_file=PATH")
+    examples = read_squad_file(qa.train_file, skip_invalid=skip_invalid)
+    if qa.eval_file:
+        evaluation = read_squad_file(qa.eval_file, skip_invalid=skip_invalid)
+        return examples, evaluation, (qa.train_file, qa.eval_file)
+    train, evaluation = split_by_article(examples, qa.eval_fraction, seed=SPLIT_SEED)
+    if not train or not evaluation:
+        raise SquadDataError(
+            f"{qa.train_file}: splitting by article needs at least 2 articles (titles); give "
+            "qa.eval_file instead")
+    articles = lambda items: len({example.title for example in items})  # noqa: E731
+    log(f"{qa.train_file}: split by article (eval_fraction {qa.eval_fraction}): "
+        f"{articles(train)} articles / {len(train)} questions to train, {articles(evaluation)} "
+        f"articles / {len(evaluation)} questions to evaluate")
+    return train, evaluation, (f"{qa.train_file} (train articles)",
+                               f"{qa.train_file} (held-out articles)")
+
+
+def run_span_training(config, log=print) -> dict:
+    """Trains, evaluates and exports a question-answering model as the config says.
+
+    Args:
+        config: a validated `tfmm.config.Config` with data.task "span".
+        log: function taking one line of text.
+
+    Returns:
+        {"run_dir", "history", "eval_report" (or None off the chief), "export_dir" (or None),
+        "seconds"}.
+    """
+    started = time.time()
+    training, qa = config.training, config.qa
+    keras.utils.set_random_seed(training.seed)
+    run_dir = training.run_dir
+    chief = is_chief()
+    if chief:
+        check_run_dir(run_dir)
+
+    # Data first: a malformed file stops the run before any model is built.
+    train_examples, eval_examples, (train_source, eval_source) = load_span_examples(config, log)
+    has_impossible = any(example.is_impossible for example in train_examples + eval_examples)
+    if (qa.tfds_version == "v2.0" or has_impossible) and not qa.version_2_with_negative:
+        log("the data has unanswerable (SQuAD v2.0) questions: qa.version_2_with_negative on")
+        qa.version_2_with_negative = True
+    if chief:
+        save_config(config, os.path.join(run_dir, "config.json"))
+
+    set_mixed_precision(training.mixed_precision)
+    strategy = create_strategy(training.strategy, training.tpu)
+    log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
+        f"global batch {config.data.batch_size}; peak learning rate {training.learning_rate}; "
+        f"mixed precision {training.mixed_precision}")
+    if config.data.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
+                          f"number of replicas ({strategy.num_replicas_in_sync})")
+
+    tokenizer = load_bert_tokenizer(config.model.text_preset)
+    offset_tokenizer = as_offset_tokenizer(tokenizer)
+    window_sizes = (qa.max_sequence_length, qa.doc_stride, qa.max_query_length)
+    train_pipeline = SpanWindowPipeline.from_examples(train_examples, offset_tokenizer,
+                                                      *window_sizes)
+    eval_pipeline = SpanWindowPipeline.from_examples(eval_examples, offset_tokenizer,
+                                                     *window_sizes)
+    log(f"windows of {qa.max_sequence_length} tokens (stride {qa.doc_stride}): "
+        f"{len(train_examples)} training questions -> {train_pipeline.num_examples} windows, "
+        f"{len(eval_examples)} evaluation questions -> {eval_pipeline.num_examples} windows")
+    steps_per_epoch = training.steps_per_epoch or train_pipeline.steps_per_epoch(
+        config.data.batch_size, drop_remainder=True)
+    if steps_per_epoch < 1:
+        raise ConfigError(f"{train_pipeline.num_examples} training windows do not fill one batch "
+                          f"of {config.data.batch_size}; lower data.batch_size")
+    if chief:
+        with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
+            json.dump({"labels": [], "task": "span", "train_data": train_source,
+                       "eval_data": eval_source, "train_questions": len(train_examples),
+                       "train_examples": train_pipeline.num_examples,
+                       "steps_per_epoch": steps_per_epoch,
+                       "version_2_with_negative": qa.version_2_with_negative}, handle, indent=2)
+
+    with strategy.scope():
+        backbone = load_bert_backbone(config.model.text_preset)
+        model = build_span_model(backbone, qa.max_sequence_length,
+                                 freeze_backbone=config.model.freeze_text_encoder)
+    trainer = Trainer(model, config, strategy, steps_per_epoch, run_dir, log=log)
+    history = trainer.fit(train_pipeline)
+    result = {"run_dir": run_dir, "history": history, "eval_report": None, "export_dir": None}
+    if not chief:
+        return result
+    model.save(os.path.join(run_dir, MODEL_FILE))
+    log(f"saved {os.path.join(run_dir, MODEL_FILE)}")
+
+    report = evaluate_span_model(model, eval_examples, eval_pipeline, qa, run_dir,
+                                 name=EVAL_NAME, batch_size=config.data.batch_size,
+                                 source=eval_source)
+    log(f"eval: {squad_headline(report)}")
+    result["eval_report"] = report
+    if training.export:
+        export_dir = os.path.join(run_dir, EXPORT_DIR)
+        export_span_serving_model(model, tokenizer, qa, export_dir)
+        log(f"exported the serving SavedModel (question, context -> answer, score) to "
+            f"{export_dir}")
+        result["export_dir"] = export_dir
+    result["seconds"] = round(time.time() - started, 1)
+    log(f"done in {result['seconds']:.0f} s")
+    return result
