@@ -18,6 +18,7 @@ setup(
         "tensorflow==2.21.*",
         "keras>=3.15,<4",
         "keras-hub>=0.32",
+        "tensorflow-text==2.21.*",  # in-graph WordPiece with offsets for the QA serving signature
         "tensorflow-datasets>=4.9",
         "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
