@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.tiny_assets import tiny_config_dict, write_tiny_bert_preset, write_toy_dataset
+from helpers.tiny import tiny_config, write_bert_preset, write_manifest
 from tfmm.config import config_from_dict
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.training.run import run_training
@@ -22,11 +22,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def finished_run(tmp_path_factory):
     """Trains the tiny text+image+audio model with one audio clip in four missing; exports."""
     root = tmp_path_factory.mktemp("e2e")
-    preset = write_tiny_bert_preset(str(root / "bert"))
-    manifest = write_toy_dataset(str(root / "data"), num_rows=16, missing_every=4)
-    config = config_from_dict(tiny_config_dict(
-        preset, manifest, str(root / "run"), data={"optional_modalities": ["audio"]},
-        training={"epochs": 2, "export": True}))
+    preset = write_bert_preset(str(root / "bert"))
+    manifest = write_manifest(str(root / "data"), num_rows=16, missing_audio_every=4)
+    config = config_from_dict(tiny_config(
+        preset, manifest, str(root / "run"), modalities=("text", "image", "audio"),
+        data={"test_manifest": manifest, "optional_modalities": ["audio"]}, epochs=2,
+        export=True))
     result = run_training(config.validate(), log=lambda line: None)
     return config, result, manifest
 
@@ -107,21 +108,22 @@ def error_lines(output):
 
 
 @pytest.mark.parametrize("row,message", [
-    ({"text": "a", "image": "files/none.png", "audio": "files/audio0.wav", "label": "yes"},
-     r"manifest.jsonl:3: image file not found"),
-    ({"text": "a", "image": "files/image0.png", "label": "yes"},
-     r'manifest.jsonl:3: missing required field "audio"'),
-    ({"text": "a", "image": "files/image0.png", "audio": "files/image1.png", "label": "yes"},
-     r"manifest.jsonl:3: audio file is not a readable"),
-    ({"text": "a", "image": "files/audio0.wav", "audio": "files/audio0.wav", "label": "yes"},
-     r"manifest.jsonl:3: image file is not a decodable"),
+    ({"text": "a", "image": "images/none.png", "audio": "audio/0.wav", "label": "high"},
+     r"train.jsonl:3: image file not found"),
+    ({"text": "a", "image": "images/0.png", "label": "high"},
+     r'train.jsonl:3: missing required field "audio"'),
+    ({"text": "a", "image": "images/0.png", "audio": "images/1.png", "label": "high"},
+     r"train.jsonl:3: audio file is not a readable"),
+    ({"text": "a", "image": "audio/0.wav", "audio": "audio/0.wav", "label": "high"},
+     r"train.jsonl:3: image file is not a decodable"),
 ])
 def test_bad_rows_stop_train_py_with_one_line(tmp_path, row, message):
-    manifest = write_toy_dataset(str(tmp_path / "data"), num_rows=4)
+    manifest = write_manifest(str(tmp_path / "data"), num_rows=4)
     lines = open(manifest).read().splitlines()
     lines.insert(2, json.dumps(row))
     open(manifest, "w").write("\n".join(lines) + "\n")
-    config = tiny_config_dict(str(tmp_path / "no_bert_needed"), manifest, str(tmp_path / "run"))
+    config = tiny_config(str(tmp_path / "no_bert_needed"), manifest, str(tmp_path / "run"),
+                         modalities=("text", "image", "audio"))
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     output = run_cli(["train.py", str(config_path)])
@@ -133,8 +135,9 @@ def test_bad_rows_stop_train_py_with_one_line(tmp_path, row, message):
 
 
 def test_unknown_config_key_and_label_are_one_line_errors(tmp_path):
-    manifest = write_toy_dataset(str(tmp_path / "data"), num_rows=4)
-    config = tiny_config_dict(str(tmp_path / "bert"), manifest, str(tmp_path / "run"))
+    manifest = write_manifest(str(tmp_path / "data"), num_rows=4)
+    config = tiny_config(str(tmp_path / "bert"), manifest, str(tmp_path / "run"),
+                         modalities=("text", "image", "audio"))
     config_path = tmp_path / "config.json"
     config_path.write_text(json.dumps(config))
     output = run_cli(["train.py", str(config_path), "--set", "training.epochz=3"])

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from tests.tiny_assets import tiny_config_dict, write_tiny_bert_preset
+from helpers.tiny import tiny_config, write_bert_preset
 from tfmm.config import config_from_dict
 from tfmm.models.fusion.attention_fusion import AttentionFusion
 from tfmm.models.fusion.attention_pooling import AttentionPooling
@@ -20,7 +20,7 @@ from tfmm.models.random_shift import RandomShift
 
 @pytest.fixture(scope="module")
 def preset_dir(tmp_path_factory):
-    return write_tiny_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
+    return write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
 
 
 def assert_config_round_trip(layer):
@@ -131,7 +131,7 @@ def make_inputs(config, batch_size=2):
     (("text", "image", "audio"), "attention", "regression", 2),
 ])
 def test_model_for_any_subset(preset_dir, tmp_path, modalities, fusion, task, outputs):
-    config = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+    config = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                                modalities=modalities,
                                                data={"task": task, "num_targets": outputs},
                                                model={"fusion": fusion}))
@@ -148,7 +148,7 @@ def test_model_for_any_subset(preset_dir, tmp_path, modalities, fusion, task, ou
 
 
 def test_missing_modality_input_does_not_change_output(preset_dir, tmp_path):
-    config = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+    config = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                                modalities=("text", "audio")))
     model = build_multimodal_model(config, 2)
     inputs = make_inputs(config)
@@ -161,11 +161,10 @@ def test_missing_modality_input_does_not_change_output(preset_dir, tmp_path):
 
 
 def test_frozen_encoders_have_no_trainable_weights(preset_dir, tmp_path):
-    config = config_from_dict(tiny_config_dict(
+    config = config_from_dict(tiny_config(
         preset_dir, "m.jsonl", str(tmp_path), modalities=("text", "audio"),
         model={"freeze_text_encoder": True, "freeze_audio_encoder": True}))
     model = build_multimodal_model(config, 2)
-    trainable = {variable.path.split("/")[0] for variable in model.trainable_variables}
     paths = [variable.path for variable in model.trainable_variables]
     assert not any("bert_backbone" in path or "audio_conv" in path or "audio_batchnorm" in path
                    for path in paths), paths
@@ -176,13 +175,13 @@ def test_frozen_encoders_have_no_trainable_weights(preset_dir, tmp_path):
 def test_encoders_start_from_an_earlier_run(preset_dir, tmp_path):
     from tfmm.models.encoder_transfer import EncoderTransferError, load_encoder_weights
 
-    audio_only = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+    audio_only = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                                    modalities=("audio",)))
     source = build_multimodal_model(audio_only, 10)
     source_dir = tmp_path / "audio_run"
     source_dir.mkdir()
     source.save(str(source_dir / "model.keras"))
-    fused = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+    fused = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                               modalities=("text", "audio")))
     model = build_multimodal_model(fused, 3)
     assert load_encoder_weights(model, [str(source_dir)], log=lambda line: None) == ["audio_encoder"]
@@ -191,7 +190,7 @@ def test_encoders_start_from_an_earlier_run(preset_dir, tmp_path):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     with pytest.raises(EncoderTransferError, match="not found"):
         load_encoder_weights(model, [str(tmp_path / "nothing")])
-    wider = config_from_dict(tiny_config_dict(preset_dir, "m.jsonl", str(tmp_path),
+    wider = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                               modalities=("audio",), model={"projection_dim": 32}))
     with pytest.raises(EncoderTransferError, match="does not fit"):
         load_encoder_weights(build_multimodal_model(wider, 3), [str(source_dir)])

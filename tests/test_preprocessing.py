@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.tiny_assets import png_bytes, wav_bytes, write_tiny_bert_preset
+from helpers.tiny import png_bytes, wav_bytes, write_bert_preset
 from tfmm.preprocessing.decoding import decode_audio, decode_image, resample_waveform
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
 
 @pytest.fixture(scope="module")
 def preset_dir(tmp_path_factory):
-    return write_tiny_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
+    return write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
 
 
 def test_decode_image_gray_to_rgb_and_resize():

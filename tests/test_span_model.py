@@ -1,8 +1,8 @@
 """Tests of the question-answering model and loss (tfmm.models.span_model, task "span" losses).
 
 The helpers `make_tiny_bert_preset` and `write_tiny_squad_file` are shared with
-test_span_training.py and test_span_export.py: a 2-layer BertBackbone (hidden 8) with a 40-token
-vocabulary saved as a keras-hub preset, and a hand-made 5-question SQuAD v1.1 file.
+test_span_training.py and test_span_export.py: the tiny keras-hub BERT preset of
+tests/helpers/tiny.py, and a hand-made 5-question SQuAD v1.1 file.
 """
 
 import json
@@ -12,17 +12,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from helpers import tiny
 
 from tfmm.models.heads.task_losses import per_example_loss, per_example_score
 from tfmm.models.span_model import MASKED_LOGIT, SpanLogits, build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
 
-TINY_VOCABULARY = [
-    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "?", ",", "who", "what", "where", "wrote",
-    "the", "book", "ada", "lived", "in", "paris", "london", "is", "was", "a", "cat", "dog", "bob",
-    "color", "of", "sky", "blue", "red", "it", "has", "name", "called", "##s", "and", "tom",
-    "likes", "green", "tea",
-]
+TINY_VOCABULARY = tiny.VOCABULARY
 
 TINY_SQUAD = {
     "version": "1.1",
@@ -49,18 +45,7 @@ TINY_SQUAD = {
 }
 
 
-def make_tiny_bert_preset(directory) -> str:
-    """Saves a tiny random BertBackbone and its BertTokenizer as a keras-hub preset."""
-    import keras_hub
-
-    directory = os.fspath(directory)
-    backbone = keras_hub.models.BertBackbone(
-        vocabulary_size=len(TINY_VOCABULARY), num_layers=2, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=64)
-    backbone.save_to_preset(directory)
-    tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=TINY_VOCABULARY, lowercase=True)
-    tokenizer.save_to_preset(directory)
-    return directory
+make_tiny_bert_preset = tiny.write_bert_preset
 
 
 def write_tiny_squad_file(path, data=None) -> str:

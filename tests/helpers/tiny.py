@@ -1,12 +1,13 @@
-"""Tiny, fast stand-ins for real runs: a 2-layer BERT preset, a small manifest, a small config.
+"""Tiny, fast stand-ins for real runs: a 2-layer BERT preset, PNG/WAV bytes, a small manifest,
+a small config. The one home of the tests' fixtures.
 
 Everything is written into a folder the caller gives (pytest's tmp_path), so tests never touch
-the repository or the network. Also usable from a subprocess (`python -m tests.helpers.tiny`
-is not needed: the worker scripts import this module by path).
+the repository or the network. Nothing here imports TensorFlow at import time, so worker
+subprocesses can import this module by path cheaply.
 """
 
+import io
 import json
-import math
 import os
 import socket
 import struct
@@ -16,22 +17,32 @@ import wave
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# Words the tiny tokenizer knows; texts are built from them only.
-VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "which", "what", "is", "the", "digit",
-              "color", "sound", "red", "blue", "high", "low", "a", "it", "?", "this"]
+# Words the tiny tokenizer knows (the manifest texts and the tiny SQuAD file of the span tests).
+VOCABULARY = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "which", "what", "is", "the", "digit", "color",
+    "sound", "red", "blue", "high", "low", "a", "it", "?", "this", ".", ",", "who", "where",
+    "wrote", "book", "ada", "lived", "in", "paris", "london", "was", "cat", "dog", "bob", "of",
+    "sky", "has", "name", "called", "##s", "and", "tom", "likes", "green", "tea", "written",
+    "spoken", "sum",
+]
 LABELS = ("high", "low")
 
 
-def write_bert_preset(directory: str) -> str:
-    """Saves a 2-layer BertBackbone (hidden 8) and its BertTokenizer as a keras-hub preset."""
+def write_bert_preset(directory) -> str:
+    """Saves a 2-layer BertBackbone (hidden 8, up to 64 tokens) and its BertTokenizer (the words
+    of VOCABULARY) as a keras-hub preset; returns the folder. A folder already holding one is
+    reused."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import keras_hub
 
+    directory = os.fspath(directory)
+    if os.path.exists(os.path.join(directory, "metadata.json")):
+        return directory
     keras.utils.set_random_seed(1234)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=16, dropout=0.0)
+        intermediate_dim=16, max_sequence_length=64, dropout=0.0)
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=list(VOCABULARY), lowercase=True)
     os.makedirs(directory, exist_ok=True)
     backbone.save_to_preset(directory)
@@ -39,61 +50,91 @@ def write_bert_preset(directory: str) -> str:
     return directory
 
 
-def _png_bytes(bright: bool, variant: int) -> bytes:
-    """An 8x8 RGB PNG, bright or dark, written with zlib only (no TensorFlow needed)."""
+def png_bytes(pixels) -> bytes:
+    """A PNG (8-bit grey or RGB) of a uint8 array [H, W] or [H, W, 3], written with zlib."""
     import zlib
 
-    size = 8
-    level = 200 + variant % 40 if bright else 20 + variant % 40
-    raw = b"".join(b"\x00" + bytes([level, (level + 7 * y) % 256, level // 2] * size)
-                   for y in range(size))
+    import numpy as np
+
+    pixels = np.asarray(pixels, np.uint8)
+    if pixels.ndim == 3 and pixels.shape[-1] == 1:
+        pixels = pixels[..., 0]
+    height, width = pixels.shape[:2]
+    colour_type = 0 if pixels.ndim == 2 else 2
+    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
 
     def chunk(kind, payload):
         return (struct.pack(">I", len(payload)) + kind + payload
                 + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
 
-    header = struct.pack(">IIBBBBB", size, size, 8, 2, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))
 
 
-def _write_wav(path: str, frequency: float, phase: float, sample_rate=8000, seconds=0.1):
-    frames = int(sample_rate * seconds)
-    samples = [int(12000 * math.sin(2 * math.pi * frequency * n / sample_rate + phase))
-               for n in range(frames)]
-    with wave.open(path, "wb") as handle:
-        handle.setnchannels(1)
-        handle.setsampwidth(2)
+def wav_bytes(samples, sample_rate: int = 8000, channels: int = 1, sample_width: int = 2) -> bytes:
+    """A PCM WAV of float samples in [-1, 1], shape [N] or [N, channels] (interleaved)."""
+    import numpy as np
+
+    samples = np.asarray(samples, np.float32).reshape(-1)
+    scale = 2 ** (8 * sample_width - 1) - 1
+    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}[sample_width]
+    values = samples * scale + (128 if sample_width == 1 else 0)
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as handle:
+        handle.setnchannels(channels)
+        handle.setsampwidth(sample_width)
         handle.setframerate(sample_rate)
-        handle.writeframes(struct.pack(f"<{frames}h", *samples))
+        handle.writeframes(values.astype(dtype).tobytes())
+    return buffer.getvalue()
 
 
 def write_manifest(directory: str, num_rows: int = 32, name: str = "train.jsonl",
-                   task: str = "multiclass") -> str:
+                   task: str = "multiclass", modalities=("text", "image", "audio"),
+                   missing_audio_every: int = 0) -> str:
     """Writes `num_rows` examples whose label ("high"/"low") every modality tells.
 
-    Text names the label's colour and sound, the PNG is bright or dark, the WAV is a 1500 Hz or
-    300 Hz tone; rows alternate between the two labels. For task "regression" each row gets a
-    target (1.0 for high, -1.0 for low) instead of a label.
+    Text names the label's colour and sound, the 8x8 RGB PNG is bright or dark, the 0.1 s 8 kHz
+    WAV is a 1500 Hz or 300 Hz tone; rows alternate between the two labels. Files go to
+    `images/N.png` and `audio/N.wav` beside the manifest.
+
+    Args:
+        task: "multiclass" (a `label` per row) or "regression" (a `target`: 1.0 high, -1.0 low).
+        modalities: the fields written.
+        missing_audio_every: if > 0, every n-th row's audio is null (a missing modality).
 
     Returns:
         The manifest path.
     """
+    import numpy as np
+
     os.makedirs(os.path.join(directory, "images"), exist_ok=True)
     os.makedirs(os.path.join(directory, "audio"), exist_ok=True)
     path = os.path.join(directory, name)
     with open(path, "w") as handle:
         for index in range(num_rows):
             high = index % 2 == 0
-            image = f"images/{index}.png"
-            audio = f"audio/{index}.wav"
-            with open(os.path.join(directory, image), "wb") as image_file:
-                image_file.write(_png_bytes(high, index))
-            _write_wav(os.path.join(directory, audio), 1500.0 if high else 300.0, 0.1 * index)
-            words = ("which color is red ?", "the sound is high") if high else \
-                    ("which color is blue ?", "the sound is low")
-            row = {"id": f"row{index}", "text": words[index // 2 % 2], "image": image,
-                   "audio": audio}
+            row = {"id": f"row{index}"}
+            if "text" in modalities:
+                words = ("which color is red ?", "the sound is high") if high else \
+                        ("which color is blue ?", "the sound is low")
+                row["text"] = words[index // 2 % 2]
+            if "image" in modalities:
+                level = (200 if high else 20) + index % 40
+                pixels = np.stack([np.full((8, 8), level), level + 7 * np.arange(8)[:, None]
+                                   + np.zeros((8, 8)), np.full((8, 8), level // 2)], -1) % 256
+                row["image"] = f"images/{index}.png"
+                with open(os.path.join(directory, row["image"]), "wb") as image_file:
+                    image_file.write(png_bytes(pixels))
+            if "audio" in modalities:
+                row["audio"] = f"audio/{index}.wav"
+                seconds = np.arange(800) / 8000
+                tone = 0.37 * np.sin(2 * np.pi * (1500.0 if high else 300.0) * seconds
+                                     + 0.1 * index)
+                with open(os.path.join(directory, row["audio"]), "wb") as audio_file:
+                    audio_file.write(wav_bytes(tone))
+                if missing_audio_every and index % missing_audio_every == missing_audio_every - 1:
+                    row["audio"] = None
             if task == "regression":
                 row["target"] = 1.0 if high else -1.0
             else:
@@ -103,7 +144,7 @@ def write_manifest(directory: str, num_rows: int = 32, name: str = "train.jsonl"
 
 
 def tiny_config(preset_dir: str, manifest: str, run_dir: str,
-                modalities=("text", "audio"), **training) -> dict:
+                modalities=("text", "audio"), data=None, model=None, **training) -> dict:
     """The nested config dict of a tiny run (a few seconds per epoch on one CPU core).
 
     Args:
@@ -111,6 +152,7 @@ def tiny_config(preset_dir: str, manifest: str, run_dir: str,
         manifest: from `write_manifest`.
         run_dir: the run folder.
         modalities: inputs the model reads (ResNet50 is heavy: leave out "image" unless needed).
+        data, model: overrides of those sections (dicts).
         **training: overrides of the "training" section (e.g. epochs=3, strategy="mirrored").
     """
     config = {
@@ -151,6 +193,8 @@ def tiny_config(preset_dir: str, manifest: str, run_dir: str,
             "strategy": "default",
         },
     }
+    config["data"].update(data or {})
+    config["model"].update(model or {})
     config["training"].update(training)
     return config
 
