@@ -11,7 +11,8 @@ The recipe runs three stages, each a plain tfmm config (run one with `--stage NA
   1. image_encoder: ResNet50 from scratch learns the written digit from the scans alone;
   2. audio_encoder: the log-Mel CNN learns the spoken digit from the recordings alone;
   3. fused: MiniLM BERT (pretrained, offline, frozen) reads the question, the two encoders start
-     from stages 1-2 and stay frozen, attention fusion and the head learn to answer.
+     from stages 1-2 and stay frozen, attention fusion and the head learn to answer; the frozen
+     encoders' features are computed once and cached (`training.cache_frozen_features`).
 Stages 1-2 give each encoder's own digit accuracy (the ceiling the fusion works under); every
 stage evaluates on its test split, and the fused stage exports the serving SavedModel.
 
@@ -57,8 +58,10 @@ def fused_stage(name="fused", modalities=("text", "image", "audio"), export=True
                   "freeze_image_encoder": True, "freeze_audio_encoder": True,
                   "init_encoders_from": sources, "fusion": "attention", "fusion_num_heads": 4,
                   "fusion_num_layers": 2, "head_hidden_dim": 256},
+        # The frozen encoders run once per example, not once per epoch (feature_cache.py).
         "training": {"run_dir": f"{RUN_DIR}/{name}", "epochs": 10, "learning_rate": 2e-3,
-                     "weight_decay": 0.01, "warmup_fraction": 0.05, "export": export},
+                     "weight_decay": 0.01, "warmup_fraction": 0.05, "export": export,
+                     "cache_frozen_features": True},
     }
 
 

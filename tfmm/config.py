@@ -104,6 +104,9 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     steps_per_epoch: int = 0  # 0: one pass over the training data.
     export: bool = True  # write the serving SavedModel after training.
+    # Run the frozen encoders once per example and train on their cached features (inference
+    # mode: no augmentation or dropout inside them); see tfmm/training/feature_cache.py.
+    cache_frozen_features: bool = False
 
 
 @dataclasses.dataclass
@@ -185,6 +188,17 @@ class Config:
             raise ConfigError("`model.projection_dim` must be divisible by `model.fusion_num_heads`."
                               f" Received: projection_dim={model.projection_dim}, "
                               f"fusion_num_heads={model.fusion_num_heads}")
+        if training.cache_frozen_features:
+            frozen = [name for name in data.modalities
+                      if getattr(model, f"freeze_{name}_encoder")]
+            if not frozen or data.task == "span":
+                raise ConfigError("`training.cache_frozen_features` needs a frozen encoder "
+                                  "(model.freeze_text/image/audio_encoder) of a classification or "
+                                  f"regression model. Received: task {data.task!r}, frozen "
+                                  f"encoders {frozen}")
+            if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
+                raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
+                                  "cannot use `data.text_length_buckets`; set one of them off")
         if data.task == "span":
             return self._validate_span()
         if not data.train_manifest and not data.builder:

@@ -67,20 +67,30 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
             audio = keras.Input((data.audio_length,), name="audio")
             inputs["audio"] = audio
             embeddings.append(encoder(audio))
-    tokens = keras.layers.Concatenate(axis=1, name="modality_tokens")(
-        [keras.layers.Reshape((1, model_config.projection_dim))(vector) for vector in embeddings])
-    stacked_masks = keras.layers.Concatenate(axis=1, name="modality_masks")(
-        [keras.layers.Reshape((1,))(mask) for mask in masks])
-    stacked_masks = ModalityDropout(model_config.modality_dropout, seed=config.training.seed,
-                                    name="modality_dropout")(stacked_masks)
     if model_config.fusion == "concat":
-        fused = ConcatFusion(name="concat_fusion")(tokens, stacked_masks)
+        fusion = ConcatFusion(name="concat_fusion")
     else:
-        fused = AttentionFusion(num_heads=model_config.fusion_num_heads,
-                                num_layers=model_config.fusion_num_layers,
-                                dropout=model_config.dropout, name="attention_fusion")(
-            tokens, stacked_masks)
+        fusion = AttentionFusion(num_heads=model_config.fusion_num_heads,
+                                 num_layers=model_config.fusion_num_layers,
+                                 dropout=model_config.dropout, name="attention_fusion")
+    modality_dropout = ModalityDropout(model_config.modality_dropout, seed=config.training.seed,
+                                       name="modality_dropout")
     head = TaskHead(data.task, num_outputs, hidden_dim=model_config.head_hidden_dim,
                     dropout=model_config.dropout, name="task_head")
-    outputs = {HEAD_KINDS[data.task]: head(fused)}
+    outputs = fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, data.task)
     return keras.Model(inputs, outputs, name="tfmm_multimodal")
+
+
+def fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, task: str) -> dict:
+    """Modality vectors [B, D] and masks [B] -> tokens [B, M, D] -> fusion -> {head kind: [B, K]}.
+
+    The layers come from the caller, so a model over cached encoder features
+    (`tfmm.training.feature_cache`) can share them with the full model.
+    """
+    width = embeddings[0].shape[-1]
+    tokens = keras.layers.Concatenate(axis=1, name="modality_tokens")(
+        [keras.layers.Reshape((1, width))(vector) for vector in embeddings])
+    stacked_masks = keras.layers.Concatenate(axis=1, name="modality_masks")(
+        [keras.layers.Reshape((1,))(mask) for mask in masks])
+    fused = fusion(tokens, modality_dropout(stacked_masks))
+    return {HEAD_KINDS[task]: head(fused)}

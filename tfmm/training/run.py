@@ -16,6 +16,7 @@ from tfmm.export.serving_model import export_serving_model
 from tfmm.models.encoder_transfer import load_encoder_weights
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.training.feature_cache import cache_frozen_features
 from tfmm.training.strategy import (create_strategy, is_chief, set_mixed_precision,
                                     synchronize_batch_norm)
 from tfmm.training.trainer import Trainer
@@ -76,6 +77,57 @@ def read_manifests(config, log=print):
     return train, others.get("validation_manifest"), others.get("test_manifest")
 
 
+def start_run(config, log=print):
+    """What every run does first: seed, a writable run folder, mixed precision, the strategy.
+
+    Returns:
+        (strategy, chief): the `tf.distribute.Strategy` and whether this worker writes files.
+
+    Raises:
+        RunDirError: an unwritable or full run folder; ConfigError: a global batch the
+        replicas cannot share.
+    """
+    training = config.training
+    keras.utils.set_random_seed(training.seed)
+    chief = is_chief()
+    if chief:
+        check_run_dir(training.run_dir)
+    set_mixed_precision(training.mixed_precision)
+    strategy = create_strategy(training.strategy, training.tpu)
+    replicas = strategy.num_replicas_in_sync
+    log(f"strategy {type(strategy).__name__} with {replicas} replica(s); global batch "
+        f"{config.data.batch_size} = {replicas} x {config.data.batch_size // replicas} per "
+        f"replica; peak learning rate {training.learning_rate} for the global batch (not scaled "
+        f"with the replica count); mixed precision {training.mixed_precision}")
+    if config.data.batch_size % replicas:
+        raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
+                          f"number of replicas ({replicas})")
+    return strategy, chief
+
+
+def count_steps_per_epoch(config, pipeline, what: str) -> int:
+    """`training.steps_per_epoch`, or the full batches the pipeline's examples fill."""
+    steps = config.training.steps_per_epoch or pipeline.steps_per_epoch(
+        config.data.batch_size, drop_remainder=True)
+    if steps < 1:
+        raise ConfigError(f"{what}: {pipeline.num_examples} examples do not fill one batch of "
+                          f"{config.data.batch_size}; lower data.batch_size")
+    return steps
+
+
+def write_run_info(run_dir: str, info: dict):
+    """run_info.json: what evaluate.py needs to know about a run (labels, task, sizes)."""
+    with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
+        json.dump(info, handle, indent=2)
+
+
+def save_keras_model(model, run_dir: str, log=print):
+    """The trained model as run_dir/model.keras (reloads without custom_objects)."""
+    path = os.path.join(run_dir, MODEL_FILE)
+    model.save(path)
+    log(f"saved {path}")
+
+
 def run_training(config, log=print) -> dict:
     """Trains, evaluates on the test manifest and exports, as the config says.
 
@@ -88,22 +140,11 @@ def run_training(config, log=print) -> dict:
         trained keras.Model), "replicas" (replicas in sync)}.
     """
     training = config.training
-    keras.utils.set_random_seed(training.seed)
     run_dir = training.run_dir
-    chief = is_chief()
-    if chief:
-        check_run_dir(run_dir)
-        save_config(config, os.path.join(run_dir, "config.json"))
-    set_mixed_precision(training.mixed_precision)
-    strategy = create_strategy(training.strategy, training.tpu)
+    strategy, chief = start_run(config, log)
     replicas = strategy.num_replicas_in_sync
-    log(f"strategy {type(strategy).__name__} with {replicas} replica(s); global batch "
-        f"{config.data.batch_size} = {replicas} x {config.data.batch_size // replicas} per "
-        f"replica; peak learning rate {training.learning_rate} for the global batch (not scaled "
-        f"with the replica count); mixed precision {training.mixed_precision}")
-    if config.data.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
-                          f"number of replicas ({strategy.num_replicas_in_sync})")
+    if chief:
+        save_config(config, os.path.join(run_dir, "config.json"))
 
     # Data: validate every row first, then the pipelines.
     if chief:
@@ -117,16 +158,11 @@ def run_training(config, log=print) -> dict:
                                      text_length_buckets=config.data.text_length_buckets)
     validation_pipeline = (ExamplePipeline(validation_manifest, preprocessor, task, False)
                            if validation_manifest else None)
-    steps_per_epoch = training.steps_per_epoch or train_pipeline.steps_per_epoch(
-        config.data.batch_size, drop_remainder=True)
-    if steps_per_epoch < 1:
-        raise ConfigError(f"{train_manifest.path}: {train_pipeline.num_examples} examples do not "
-                          f"fill one batch of {config.data.batch_size}; lower data.batch_size")
+    steps_per_epoch = count_steps_per_epoch(config, train_pipeline, train_manifest.path)
     if chief:
-        with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
-            json.dump({"labels": list(labels), "task": task,
-                       "train_examples": train_pipeline.num_examples,
-                       "steps_per_epoch": steps_per_epoch}, handle, indent=2)
+        write_run_info(run_dir, {"labels": list(labels), "task": task,
+                                 "train_examples": train_pipeline.num_examples,
+                                 "steps_per_epoch": steps_per_epoch})
 
     # Model and training loop.
     with strategy.scope():
@@ -138,14 +174,21 @@ def run_training(config, log=print) -> dict:
         synchronized = synchronize_batch_norm(model)
         log(f"{synchronized} BatchNormalization layers compute their statistics across the "
             f"{replicas} replicas")
-    trainer = Trainer(model, config, strategy, steps_per_epoch, run_dir, log=log)
+    trained_model = model
+    if training.cache_frozen_features:
+        # Fusion and head train on features the frozen encoders compute once; `model` shares
+        # the trained weights and is what gets saved, evaluated and exported below.
+        with strategy.scope():
+            trained_model, train_pipeline, validation_pipeline = cache_frozen_features(
+                model, config, train_pipeline, validation_pipeline, log)
+        steps_per_epoch = count_steps_per_epoch(config, train_pipeline, train_manifest.path)
+    trainer = Trainer(trained_model, config, strategy, steps_per_epoch, run_dir, log=log)
     history = trainer.fit(train_pipeline, validation_pipeline)
     result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None,
-              "model": model, "replicas": strategy.num_replicas_in_sync}
+              "model": model, "replicas": replicas}
     if not chief:
         return result
-    model.save(os.path.join(run_dir, MODEL_FILE))
-    log(f"saved {os.path.join(run_dir, MODEL_FILE)}")
+    save_keras_model(model, run_dir, log)
 
     # Evaluation and export.
     if test_manifest is not None:

@@ -6,14 +6,12 @@ The run folder gets config.json, run_info.json, checkpoints/, history.json, mode
 eval_report.json, eval_predictions.json and export/1.
 """
 
-import json
 import os
 import time
 
-import keras
 import tensorflow as tf
 
-from tfmm.config import ConfigError, save_config
+from tfmm.config import save_config
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import load_tfds_squad, split_by_article
 from tfmm.evaluation.evaluate_squad import (SquadDataError, evaluate_span_model, read_squad_file,
@@ -23,8 +21,8 @@ from tfmm.models.span_model import build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
 from tfmm.preprocessing.span_windows import as_offset_tokenizer
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
-from tfmm.training.run import EXPORT_DIR, MODEL_FILE, RUN_INFO_FILE, check_run_dir
-from tfmm.training.strategy import create_strategy, is_chief, set_mixed_precision
+from tfmm.training.run import (EXPORT_DIR, count_steps_per_epoch, save_keras_model, start_run,
+                               write_run_info)
 from tfmm.training.trainer import Trainer
 
 EVAL_NAME = "eval"
@@ -85,11 +83,8 @@ def run_span_training(config, log=print) -> dict:
     """
     started = time.time()
     training, qa = config.training, config.qa
-    keras.utils.set_random_seed(training.seed)
     run_dir = training.run_dir
-    chief = is_chief()
-    if chief:
-        check_run_dir(run_dir)
+    strategy, chief = start_run(config, log)
 
     # Data first: a malformed file stops the run before any model is built.
     train_examples, eval_examples, (train_source, eval_source) = load_span_examples(config, log)
@@ -99,15 +94,6 @@ def run_span_training(config, log=print) -> dict:
         qa.version_2_with_negative = True
     if chief:
         save_config(config, os.path.join(run_dir, "config.json"))
-
-    set_mixed_precision(training.mixed_precision)
-    strategy = create_strategy(training.strategy, training.tpu)
-    log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s); "
-        f"global batch {config.data.batch_size}; peak learning rate {training.learning_rate}; "
-        f"mixed precision {training.mixed_precision}")
-    if config.data.batch_size % strategy.num_replicas_in_sync:
-        raise ConfigError(f"`data.batch_size` ({config.data.batch_size}) must be divisible by the "
-                          f"number of replicas ({strategy.num_replicas_in_sync})")
 
     tokenizer = load_bert_tokenizer(config.model.text_preset)
     offset_tokenizer = as_offset_tokenizer(tokenizer)
@@ -119,18 +105,14 @@ def run_span_training(config, log=print) -> dict:
     log(f"windows of {qa.max_sequence_length} tokens (stride {qa.doc_stride}): "
         f"{len(train_examples)} training questions -> {train_pipeline.num_examples} windows, "
         f"{len(eval_examples)} evaluation questions -> {eval_pipeline.num_examples} windows")
-    steps_per_epoch = training.steps_per_epoch or train_pipeline.steps_per_epoch(
-        config.data.batch_size, drop_remainder=True)
-    if steps_per_epoch < 1:
-        raise ConfigError(f"{train_pipeline.num_examples} training windows do not fill one batch "
-                          f"of {config.data.batch_size}; lower data.batch_size")
+    steps_per_epoch = count_steps_per_epoch(config, train_pipeline, f"{train_source} windows")
     if chief:
-        with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
-            json.dump({"labels": [], "task": "span", "train_data": train_source,
-                       "eval_data": eval_source, "train_questions": len(train_examples),
-                       "train_examples": train_pipeline.num_examples,
-                       "steps_per_epoch": steps_per_epoch,
-                       "version_2_with_negative": qa.version_2_with_negative}, handle, indent=2)
+        write_run_info(run_dir, {"labels": [], "task": "span", "train_data": train_source,
+                                 "eval_data": eval_source,
+                                 "train_questions": len(train_examples),
+                                 "train_examples": train_pipeline.num_examples,
+                                 "steps_per_epoch": steps_per_epoch,
+                                 "version_2_with_negative": qa.version_2_with_negative})
 
     with strategy.scope():
         backbone = load_bert_backbone(config.model.text_preset)
@@ -141,8 +123,7 @@ def run_span_training(config, log=print) -> dict:
     result = {"run_dir": run_dir, "history": history, "eval_report": None, "export_dir": None}
     if not chief:
         return result
-    model.save(os.path.join(run_dir, MODEL_FILE))
-    log(f"saved {os.path.join(run_dir, MODEL_FILE)}")
+    save_keras_model(model, run_dir, log)
 
     report = evaluate_span_model(model, eval_examples, eval_pipeline, qa, run_dir,
                                  name=EVAL_NAME, batch_size=config.data.batch_size,

@@ -221,8 +221,6 @@ class Trainer:
         Returns:
             The history: {metric name: [value per epoch]}.
         """
-        training = self.config.training
-        data = self.config.data
         self.restore()
         try:
             return self._fit(train_pipeline, validation_pipeline)

@@ -1,0 +1,83 @@
+"""`training.cache_frozen_features`: fusion and head trained on features frozen encoders compute
+once give the model that training through the encoders gives, and the full model is what is saved,
+evaluated and exported."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import tiny
+from tfmm.config import ConfigError, config_from_dict
+from tfmm.training.run import run_training
+
+
+def _config(tiny_preset, tiny_manifest, run_dir, cache, modalities=("text", "audio"), **model):
+    values = tiny.tiny_config(
+        tiny_preset, tiny_manifest, run_dir, modalities=modalities,
+        data={"test_manifest": tiny_manifest},
+        model={"freeze_text_encoder": True, "freeze_image_encoder": True,
+               "freeze_audio_encoder": True, **model},
+        epochs=2, cache_frozen_features=cache)
+    return config_from_dict(values).validate()
+
+
+def _weights(model):
+    return {variable.path: variable.numpy() for variable in model.weights}
+
+
+def test_cached_training_equals_training_through_the_encoders(tiny_preset, tiny_manifest,
+                                                              tmp_path):
+    results = {}
+    for cache in (False, True):
+        config = _config(tiny_preset, tiny_manifest, str(tmp_path / f"cache_{cache}"), cache)
+        results[cache] = run_training(config, log=lambda line: None)
+    plain, cached = results[False], results[True]
+    # Same examples in the same order, same initial weights, same updates.
+    for key in ("loss", "accuracy"):
+        np.testing.assert_allclose(plain["history"][key], cached["history"][key], atol=1e-4)
+    plain_weights, cached_weights = _weights(plain["model"]), _weights(cached["model"])
+    assert plain_weights.keys() == cached_weights.keys()
+    for path, value in plain_weights.items():
+        np.testing.assert_allclose(value, cached_weights[path], atol=1e-4, err_msg=path)
+    # The saved, evaluated model is the full one (raw inputs), trained by the cached run.
+    assert cached["test_report"]["num_examples"] == 32
+    assert cached["test_report"]["accuracy"] == pytest.approx(plain["test_report"]["accuracy"])
+    reloaded = keras.saving.load_model(os.path.join(cached["run_dir"], "model.keras"))
+    assert "audio" in reloaded.input and "token_ids" in reloaded.input
+
+
+def test_frozen_encoders_stay_fixed_and_unfrozen_ones_learn(tiny_preset, tiny_manifest,
+                                                            tmp_path):
+    from tfmm.models.multimodal_model import build_multimodal_model
+    from tfmm.training.feature_cache import build_feature_models
+
+    # The split, with ResNet50 among the frozen encoders (built, not trained: it is slow).
+    config = _config(tiny_preset, tiny_manifest, str(tmp_path / "split"), True,
+                     modalities=("text", "image", "audio"), freeze_audio_encoder=False)
+    extractor, top = build_feature_models(build_multimodal_model(config, 2),
+                                          config.data.modalities, ("text", "image"))
+    assert set(extractor.output) == {"text_features", "image_features"}
+    assert extractor.output["image_features"].shape[1:] == (2048,)
+    assert set(top.input) == {"text_features", "image_features", "audio", "text_mask",
+                              "image_mask", "audio_mask"}
+
+    config = _config(tiny_preset, tiny_manifest, str(tmp_path / "run"), True,
+                     freeze_audio_encoder=False)
+    keras.utils.set_random_seed(config.training.seed)
+    before = _weights(build_multimodal_model(config, 2))
+    result = run_training(config, log=lambda line: None)
+    after = _weights(result["model"])
+    assert before.keys() == after.keys()
+    changed = {path for path in before if not np.allclose(before[path], after[path])}
+    assert not any(path.startswith("bert_backbone") for path in changed), changed
+    assert any("audio_conv" in path for path in changed)
+    assert any("text_projection" in path for path in changed)
+
+
+def test_cache_needs_a_frozen_encoder(tiny_preset, tiny_manifest, tmp_path):
+    values = tiny.tiny_config(tiny_preset, tiny_manifest, str(tmp_path), cache_frozen_features=True,
+                              model={"freeze_text_encoder": False})
+    with pytest.raises(ConfigError, match="needs a frozen encoder"):
+        config_from_dict(values).validate()
