@@ -66,6 +66,6 @@ def fused_stage(name="fused", modalities=("text", "image", "audio"), export=True
 
 
 def get_config():
-    return [encoder_stage("image", epochs=12, learning_rate=1e-3, warmup_fraction=0.1),
+    return [encoder_stage("image", epochs=10, learning_rate=1e-3, warmup_fraction=0.1),
             encoder_stage("audio", epochs=12, learning_rate=2e-3, warmup_fraction=0.05),
             fused_stage()]
