@@ -81,3 +81,22 @@ def test_cache_needs_a_frozen_encoder(tiny_preset, tiny_manifest, tmp_path):
                               model={"freeze_text_encoder": False})
     with pytest.raises(ConfigError, match="needs a frozen encoder"):
         config_from_dict(values).validate()
+
+
+def test_features_are_computed_once_and_only_when_batches_are_asked_for():
+    from tfmm.training.feature_cache import FeaturePipeline
+
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x_features": np.arange(10, dtype=np.float32)[:, None]}, np.arange(10)
+
+    pipeline = FeaturePipeline(compute, 10)
+    assert not calls and pipeline.steps_per_epoch(4, drop_remainder=True) == 2
+    epochs = [[targets.numpy().tolist() for _, targets in
+               pipeline.batches(4, shuffle=True, seed=3, epoch=epoch, drop_remainder=True)]
+              for epoch in (0, 0, 1)]
+    assert len(calls) == 1
+    assert epochs[0] == epochs[1] and epochs[0] != epochs[2]
+    assert all(len(batch) == 4 for batch in epochs[0])

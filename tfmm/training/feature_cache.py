@@ -84,7 +84,7 @@ def build_feature_models(model: keras.Model, modalities, frozen) -> tuple:
     return extractor, top
 
 
-def compute_features(extractor: keras.Model, pipeline, batch_size: int, log=print) -> tuple:
+def compute_features(extractor: keras.Model, pipeline, batch_size: int) -> tuple:
     """Runs the extractor over every example of an `ExamplePipeline`, in manifest order.
 
     Returns:
@@ -108,18 +108,28 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int, log=prin
 class FeaturePipeline:
     """Cached per-example model inputs in memory, batched per epoch like `ExamplePipeline`.
 
+    Args:
+        compute: returns (inputs dict of arrays [N, ...], targets [N]); called on the first
+            `batches` call only, so a finished run that resumes computes nothing.
+        num_examples: N.
+
     The same (seed, epoch) shuffles into the same order as the `ExamplePipeline` the features
     came from, so a cached run sees its examples in the order an uncached run would.
     """
 
-    def __init__(self, inputs: dict, targets: np.ndarray):
-        self.inputs, self.targets = inputs, targets
-        self.num_examples = len(targets)
+    def __init__(self, compute, num_examples: int):
+        self._compute, self._arrays = compute, None
+        self.num_examples = num_examples
+
+    def arrays(self) -> tuple:
+        if self._arrays is None:
+            self._arrays = self._compute()
+        return self._arrays
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
                 shuffle_buffer: int = 10000, drop_remainder: bool = False,
                 skip_batches: int = 0) -> tf.data.Dataset:
-        dataset = tf.data.Dataset.from_tensor_slices((self.inputs, self.targets))
+        dataset = tf.data.Dataset.from_tensor_slices(self.arrays())
         if shuffle:
             dataset = dataset.shuffle(min(shuffle_buffer, self.num_examples),
                                       seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
@@ -149,15 +159,19 @@ def cache_frozen_features(model: keras.Model, config, train_pipeline, validation
     if "image" in frozen and config.model.image_augmentation > 0:
         log("note: cached image features are computed without model.image_augmentation")
     batch_size = config.data.batch_size
-    pipelines = []
-    for pipeline in (train_pipeline, validation_pipeline):
+
+    def cached(pipeline):
         if pipeline is None:
-            pipelines.append(None)
-            continue
-        inputs, targets = compute_features(extractor, pipeline, batch_size, log)
-        pipelines.append(FeaturePipeline(inputs, targets))
-    log(f"cached the frozen {', '.join(frozen)} encoder features of "
-        f"{train_pipeline.num_examples} training examples; training "
-        f"{sum(int(np.prod(variable.shape)) for variable in top.trainable_variables):,} "
-        "weights on them")
-    return top, pipelines[0], pipelines[1]
+            return None
+
+        def compute():
+            inputs, targets = compute_features(extractor, pipeline, batch_size)
+            log(f"cached the frozen {', '.join(frozen)} encoder features of "
+                f"{pipeline.num_examples} examples")
+            return inputs, targets
+        return FeaturePipeline(compute, pipeline.num_examples)
+
+    trainable = sum(int(np.prod(variable.shape)) for variable in top.trainable_variables)
+    log(f"training {trainable:,} weights on the features of the frozen "
+        f"{', '.join(frozen)} encoders (computed once per example)")
+    return top, cached(train_pipeline), cached(validation_pipeline)
