@@ -110,13 +110,14 @@ class ExamplePipeline:
             length (one of the bucket boundaries). With buckets and drop_remainder, the batches
             hold texts of one bucket each, and each bucket's last partial batch is dropped.
         """
+        if not self.bucket_boundaries:
+            return epoch_batches(self.examples, self.num_examples, batch_size, shuffle=shuffle,
+                                 seed=seed, epoch=epoch, shuffle_buffer=shuffle_buffer,
+                                 drop_remainder=drop_remainder, skip_batches=skip_batches)
         dataset = self.examples
         if shuffle:
-            dataset = dataset.shuffle(min(shuffle_buffer, self.num_examples),
-                                      seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
-        if not self.bucket_boundaries:
-            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        elif drop_remainder:
+            dataset = _shuffle_for_epoch(dataset, self.num_examples, seed, epoch, shuffle_buffer)
+        if drop_remainder:
             boundaries = tf.constant(self.bucket_boundaries, tf.int64)
             dataset = dataset.group_by_window(
                 key_func=lambda features, target: _bucket_index(features, boundaries),
@@ -127,23 +128,48 @@ class ExamplePipeline:
         else:
             dataset = dataset.batch(batch_size).map(lambda features, target: (
                 _cut_text(features, self.bucket_boundaries), target))
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)
-        options = tf.data.Options()
-        # One in-memory source (the manifest rows), no files to split: under
-        # MultiWorkerMirroredStrategy every worker runs this same seeded pipeline and keeps its
-        # slice of each global batch (AUTO would try FILE first and fall back with a warning).
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        options.deterministic = True
-        return dataset.with_options(options).prefetch(AUTOTUNE)
+        return _finish_epoch(dataset, skip_batches)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
         if drop_remainder and self.bucket_boundaries:
             buckets = np.searchsorted(self.bucket_boundaries, self.text_lengths)
             return int(sum(np.bincount(buckets) // batch_size))
-        if drop_remainder:
-            return self.num_examples // batch_size
-        return -(-self.num_examples // batch_size)
+        return count_batches(self.num_examples, batch_size, drop_remainder)
+
+
+def epoch_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int, *,
+                  shuffle: bool = False, seed: int = 0, epoch: int = 0,
+                  shuffle_buffer: int = 10000, drop_remainder: bool = False,
+                  skip_batches: int = 0) -> tf.data.Dataset:
+    """One epoch of batches of an in-memory dataset of examples, as every tfmm pipeline makes
+    them: a shuffle seeded by (seed, epoch), batches, the batches already trained on skipped."""
+    if shuffle:
+        examples = _shuffle_for_epoch(examples, num_examples, seed, epoch, shuffle_buffer)
+    return _finish_epoch(examples.batch(batch_size, drop_remainder=drop_remainder), skip_batches)
+
+
+def count_batches(num_examples: int, batch_size: int, drop_remainder: bool) -> int:
+    if drop_remainder:
+        return num_examples // batch_size
+    return -(-num_examples // batch_size)
+
+
+def _shuffle_for_epoch(dataset, num_examples, seed, epoch, shuffle_buffer):
+    # The same epoch always has the same order (a resumed run replays it); epochs differ.
+    return dataset.shuffle(max(1, min(shuffle_buffer, num_examples)), seed=seed * 100003 + epoch,
+                           reshuffle_each_iteration=False)
+
+
+def _finish_epoch(dataset, skip_batches):
+    if skip_batches:
+        dataset = dataset.skip(skip_batches)
+    options = tf.data.Options()
+    # One in-memory source (the manifest rows), no files to split: under
+    # MultiWorkerMirroredStrategy every worker runs this same seeded pipeline and keeps its
+    # slice of each global batch (AUTO would try FILE first and fall back with a warning).
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    options.deterministic = True
+    return dataset.with_options(options).prefetch(AUTOTUNE)
 
 
 def bucket_boundaries(buckets, sequence_length: int) -> tuple:

@@ -18,10 +18,10 @@ from typing import Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfmm.data.dataset import count_batches, epoch_batches
 from tfmm.preprocessing.span_windows import (as_offset_tokenizer, make_windows_for_examples,
                                              windows_to_arrays)
 
-AUTOTUNE = tf.data.AUTOTUNE
 FEATURE_KEYS = ("token_ids", "segment_ids", "padding_mask")
 TARGET_KEYS = ("start_positions", "end_positions")
 
@@ -76,20 +76,10 @@ class SpanWindowPipeline:
             drop_remainder: drop the last partial batch (static shapes).
             skip_batches: batches of this epoch already trained on (resuming).
         """
-        dataset = self.examples_dataset
-        if shuffle:
-            dataset = dataset.shuffle(max(1, min(shuffle_buffer, self.num_examples)),
-                                      seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)
-        options = tf.data.Options()
-        shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        options.experimental_distribute.auto_shard_policy = shard_policy
-        options.deterministic = True
-        return dataset.with_options(options).prefetch(AUTOTUNE)
+        return epoch_batches(self.examples_dataset, self.num_examples, batch_size,
+                             shuffle=shuffle, seed=seed, epoch=epoch,
+                             shuffle_buffer=shuffle_buffer, drop_remainder=drop_remainder,
+                             skip_batches=skip_batches)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
-        if drop_remainder:
-            return self.num_examples // batch_size
-        return -(-self.num_examples // batch_size)
+        return count_batches(self.num_examples, batch_size, drop_remainder)

@@ -18,12 +18,12 @@ import tensorflow as tf
 
 import keras
 
+from tfmm.data.dataset import count_batches, epoch_batches
 from tfmm.models.multimodal_model import fuse_and_predict
 from tfmm.models.text_encoder import TEXT_INPUTS
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 
 FEATURE_SUFFIX = "_features"
-AUTOTUNE = tf.data.AUTOTUNE
 
 
 def frozen_modalities(config) -> tuple:
@@ -126,25 +126,13 @@ class FeaturePipeline:
             self._arrays = self._compute()
         return self._arrays
 
-    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
-                shuffle_buffer: int = 10000, drop_remainder: bool = False,
-                skip_batches: int = 0) -> tf.data.Dataset:
-        dataset = tf.data.Dataset.from_tensor_slices(self.arrays())
-        if shuffle:
-            dataset = dataset.shuffle(min(shuffle_buffer, self.num_examples),
-                                      seed=seed * 100003 + epoch, reshuffle_each_iteration=False)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-        if skip_batches:
-            dataset = dataset.skip(skip_batches)
-        options = tf.data.Options()
-        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-        options.deterministic = True
-        return dataset.with_options(options).prefetch(AUTOTUNE)
+    def batches(self, batch_size: int, **epoch) -> tf.data.Dataset:
+        """One epoch; keyword arguments as `ExamplePipeline.batches`."""
+        examples = tf.data.Dataset.from_tensor_slices(self.arrays())
+        return epoch_batches(examples, self.num_examples, batch_size, **epoch)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
-        if drop_remainder:
-            return self.num_examples // batch_size
-        return -(-self.num_examples // batch_size)
+        return count_batches(self.num_examples, batch_size, drop_remainder)
 
 
 def cache_frozen_features(model: keras.Model, config, train_pipeline, validation_pipeline=None,
