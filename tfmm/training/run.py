@@ -158,11 +158,8 @@ def run_training(config, log=print) -> dict:
                                      text_length_buckets=config.data.text_length_buckets)
     validation_pipeline = (ExamplePipeline(validation_manifest, preprocessor, task, False)
                            if validation_manifest else None)
+    # Checked before any model is built: a data set smaller than one batch fails now.
     steps_per_epoch = count_steps_per_epoch(config, train_pipeline, train_manifest.path)
-    if chief:
-        write_run_info(run_dir, {"labels": list(labels), "task": task,
-                                 "train_examples": train_pipeline.num_examples,
-                                 "steps_per_epoch": steps_per_epoch})
 
     # Model and training loop.
     with strategy.scope():
@@ -181,7 +178,12 @@ def run_training(config, log=print) -> dict:
         with strategy.scope():
             trained_model, train_pipeline, validation_pipeline = cache_frozen_features(
                 model, config, train_pipeline, validation_pipeline, log)
+        # Cached features are not length-bucketed: the count may differ from the one above.
         steps_per_epoch = count_steps_per_epoch(config, train_pipeline, train_manifest.path)
+    if chief:
+        write_run_info(run_dir, {"labels": list(labels), "task": task,
+                                 "train_examples": train_pipeline.num_examples,
+                                 "steps_per_epoch": steps_per_epoch})
     trainer = Trainer(trained_model, config, strategy, steps_per_epoch, run_dir, log=log)
     history = trainer.fit(train_pipeline, validation_pipeline)
     result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None,
