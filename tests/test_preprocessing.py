@@ -5,7 +5,8 @@ import pytest
 import tensorflow as tf
 
 from helpers.tiny import png_bytes, wav_bytes, write_bert_preset
-from tfmm.preprocessing.decoding import decode_audio, decode_image, resample_waveform
+from tfmm.preprocessing.decoding import (decode_audio, decode_audio_batch, decode_image,
+                                         resample_waveform)
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
 
@@ -55,6 +56,50 @@ def test_other_sample_rate_is_rejected_when_resampling_is_off():
     data = tf.constant(wav_bytes(np.zeros(100), sample_rate=16000))
     with pytest.raises(tf.errors.InvalidArgumentError, match="configured 8000 Hz"):
         decode_audio(data, 8000, 100, resample=False)
+
+
+def _with_list_chunk(data: bytes) -> bytes:
+    """The same WAV with a LIST chunk between "fmt " and "data" (not the 44-byte layout)."""
+    chunk = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
+    body = data[12:36] + chunk + data[36:]
+    return b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WAVE" + body
+
+
+@pytest.mark.parametrize("layouts", [
+    ("canonical", "canonical", "missing"),            # the whole-batch path
+    ("canonical", "16 kHz", "missing"),                # resampled file by file
+    ("canonical", "stereo"),
+    ("canonical", "list chunk"),
+    ("canonical", "long"),                             # cropped
+])
+def test_decode_audio_batch_equals_decoding_each_file(layouts):
+    tone = np.sin(np.arange(1200) / 7) * 0.5
+    files = {
+        "canonical": wav_bytes(tone[:300]),
+        "long": wav_bytes(tone),
+        "missing": b"",
+        "16 kHz": wav_bytes(tone[:600], sample_rate=16000),
+        "stereo": wav_bytes(np.stack([tone[:300], -tone[:300] * 0.5], 1), channels=2),
+        "list chunk": _with_list_chunk(wav_bytes(tone[:250])),
+    }
+    batch = [files[name] for name in layouts]
+    decoded = decode_audio_batch(tf.constant(batch), 8000, 400).numpy()
+    assert decoded.shape == (len(batch), 400)
+    for row, data in zip(decoded, batch):
+        expected = decode_audio(tf.constant(data), 8000, 400).numpy() if data else np.zeros(400)
+        np.testing.assert_array_equal(row, expected)
+    assert np.abs(decoded[0]).max() > 0.4  # real samples, not zero-filled
+
+
+def test_decode_audio_batch_reports_a_damaged_file():
+    truncated = wav_bytes(np.zeros(300))[:-100]  # the data chunk claims more than the file has
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        decode_audio_batch(tf.constant([wav_bytes(np.zeros(300)), truncated]), 8000, 400)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="16-bit"):
+        decode_audio_batch(tf.constant([wav_bytes(np.zeros(300), sample_width=1)]), 8000, 400)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        decode_audio_batch(tf.constant([b"RIFF not a wav file at all, but long enough" * 2]),
+                           8000, 400)
 
 
 def test_preprocessor_batch_equals_single_and_masks_missing(preset_dir):

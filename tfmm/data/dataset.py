@@ -16,6 +16,7 @@ import tensorflow as tf
 from tfmm.data.manifest import Manifest
 
 AUTOTUNE = tf.data.AUTOTUNE
+DECODE_BATCH_SIZE = 64  # raw examples per preprocessor call when a pipeline decodes its files
 TEXT_FEATURES = ("token_ids", "segment_ids", "padding_mask")
 
 
@@ -84,12 +85,18 @@ class ExamplePipeline:
         targets = encode_targets(manifest, task)
         dataset = tf.data.Dataset.from_tensor_slices((columns, targets))
 
-        def load(columns, target):
-            raw = {name: (value if name == "text" else _read_if_present(value))
-                   for name, value in columns.items()}
-            return preprocessor(raw), target
+        def read(columns, target):
+            return {name: (value if name == "text" else _read_if_present(value))
+                    for name, value in columns.items()}, target
 
-        dataset = dataset.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+        # Files are read one by one, then decoded a batch at a time by the same batched call
+        # the serving signature makes (WAV files in one vectorised pass), and split back into
+        # examples for the cache and the per-epoch shuffle.
+        dataset = (dataset.map(read, num_parallel_calls=AUTOTUNE, deterministic=True)
+                   .batch(DECODE_BATCH_SIZE)
+                   .map(lambda raw, target: (preprocessor(raw), target),
+                        num_parallel_calls=AUTOTUNE, deterministic=True)
+                   .unbatch())
         self.examples = dataset.cache() if cache else dataset
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from tfmm.preprocessing.decoding import decode_audio, decode_image
+from tfmm.preprocessing.decoding import decode_audio, decode_audio_batch, decode_image
 from tfmm.preprocessing.text_preprocessor import build_text_preprocessor
 
 MASK_SUFFIX = "_mask"
@@ -72,8 +72,14 @@ class MultimodalPreprocessor(keras.layers.Layer):
             outputs["image"], outputs["image" + MASK_SUFFIX] = self._decode(
                 inputs["image"], self._decode_image, (self.image_size, self.image_size, 3))
         if "audio" in self.modalities:
-            outputs["audio"], outputs["audio" + MASK_SUFFIX] = self._decode(
-                inputs["audio"], self._decode_audio, (self.audio_length,))
+            audio = tf.convert_to_tensor(inputs["audio"], tf.string)
+            if audio.shape.rank == 0:
+                outputs["audio"], outputs["audio" + MASK_SUFFIX] = self._decode(
+                    audio, self._decode_audio, (self.audio_length,))
+            else:  # whole-batch decoding of the common WAV layout; see decode_audio_batch
+                outputs["audio"] = decode_audio_batch(audio, self.audio_sample_rate,
+                                                      self.audio_length, self.resample_audio)
+                outputs["audio" + MASK_SUFFIX] = _presence(audio)
         return outputs
 
     def _decode_image(self, image_bytes):
