@@ -4,8 +4,10 @@ share of a training step.
 1. Examples/second over the AV-digits quickstart manifests (`configs/av_digits.py`, stages
    `audio_encoder` and `image_encoder`; written by `tfmm.data.av_digits.build_av_digits` if
    missing), every file read and decoded each pass (no cache):
-   - audio: `tfmm.data.dataset.ExamplePipeline` (read, WAV decode, resampling to the configured
-     rate, crop/pad to 1 s) + `tfmm.models.log_mel_spectrogram.LogMelSpectrogram` on the batches,
+   - audio: `tfmm.data.dataset.ExamplePipeline` (files read one by one, then WAV decode,
+     resampling to the configured rate and crop/pad to 1 s by the preprocessor, 64 files per
+     call: `decode_audio_batch`) + `tfmm.models.log_mel_spectrogram.LogMelSpectrogram` on the
+     batches,
      against `for row in rows: librosa.load -> crop/pad -> librosa.stft -> librosa mel
      filterbank -> log` with the same parameters;
    - image: `ExamplePipeline` (read, PNG decode, resize to 32x32), against Pillow

@@ -15,7 +15,7 @@ from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
 # Registers tfmm's layers so the .keras file loads without custom_objects.
 import tfmm.models.multimodal_model  # noqa: F401  pylint: disable=unused-import
-import tfmm.models.span_model  # noqa: F401  pylint: disable=unused-import
+import tfmm.models.span_model  # noqa: F401  (registers the span layers that load_model needs)
 
 
 class RunFolderError(UserError):
