@@ -13,6 +13,7 @@ so a run on N replicas, or one killed and resumed, follows the same numbers as o
 run on one replica at the same global batch (up to float rounding; see docs/distributed.md).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -25,6 +26,7 @@ import tensorflow as tf
 
 from tfmm.errors import UserError
 from tfmm.evaluation.predict import predict_dataset
+from tfmm.models.dropout import threefry_dropout
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
 from tfmm.training.optimizer import build_optimizer
@@ -103,9 +105,16 @@ class Trainer:
         smoothing = self.config.training.label_smoothing
         variables = model.trainable_variables
 
+        # Under XLA the dropout masks are drawn with ThreeFry, about 8% of a BERT step faster
+        # on CPU than Keras' default generator (tfmm/models/dropout.py); the switch lasts only
+        # while this function is traced, so the model itself keeps Keras' Dropout.
+        def masks():
+            return threefry_dropout(model) if self.jit_compile else contextlib.nullcontext()
+
         def compute_gradients(features, targets):
             with tf.GradientTape() as tape:
-                outputs = model(features, training=True)
+                with masks():
+                    outputs = model(features, training=True)
                 losses = per_example_loss(task, targets, outputs, smoothing)
                 loss = tf.nn.compute_average_loss(losses)
                 scaled_loss = optimizer.scale_loss(loss)
