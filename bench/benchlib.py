@@ -5,6 +5,7 @@ variants interleaved round by round (the order rotates every round), so a machin
 other jobs slows every variant alike. Absolute times are printed only next to their ratio.
 """
 
+import argparse
 import datetime
 import os
 import platform
@@ -20,8 +21,22 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the CPU is what is measured
 
 
 def repo_path(*parts) -> str:
-    """A path relative to the repository root (e.g. the default of a `--data` argument)."""
+    """A path relative to the repository root (e.g. the default of a `--data` argument); an
+    absolute path is returned as it is."""
     return os.path.normpath(os.path.join(REPO_ROOT, *parts))
+
+
+def parser(docstring: str, rounds: int = 0, quick: str = "") -> argparse.ArgumentParser:
+    """The arguments the benchmarks share: the description (the docstring's first paragraph);
+    `--rounds` when the script interleaves variants (`rounds`: its default); `--quick` when it
+    has a shorter mode (`quick`: what that mode does)."""
+    result = argparse.ArgumentParser(description=docstring.split("\n\n")[0])
+    if rounds:
+        result.add_argument("--rounds", type=int, default=rounds,
+                            help="rounds of interleaved variants (ratios are per round)")
+    if quick:
+        result.add_argument("--quick", action="store_true", help=quick)
+    return result
 
 
 def machine_line() -> str:

@@ -11,7 +11,6 @@ each and run interleaved in rounds:
     python bench/dropout_masks.py --length 32
 """
 
-import argparse
 import contextlib
 import tempfile
 
@@ -22,17 +21,16 @@ import numpy as np
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__, rounds=5)
     parser.add_argument("--length", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     import keras
     import tensorflow as tf
 
-    import tfmm.training.trainer as trainer_module
     from tfmm.config import Config
     from tfmm.models.multimodal_model import build_multimodal_model
+    from tfmm.training.trainer import Trainer
 
     print(benchlib.machine_line())
     random = np.random.default_rng(0)
@@ -42,7 +40,6 @@ def main():
                 "padding_mask": tf.ones((batch, length), tf.int32),
                 "text_mask": tf.ones((batch,), tf.float32)}
     targets = tf.constant(random.integers(0, 10, batch), tf.int32)
-    shipped = trainer_module.threefry_dropout
 
     def compiled_step(variant):
         config = Config()
@@ -60,16 +57,11 @@ def main():
             for layer in model._flatten_layers(recursive=True):
                 if isinstance(layer, keras.layers.Dropout):
                     layer.rate = 0.0
-        # The Trainer looks the switch up when its step is traced (first call, below).
-        trainer_module.threefry_dropout = (shipped if variant == "threefry"
-                                           else lambda model: contextlib.nullcontext())
-        try:
-            trainer = trainer_module.Trainer(model, config, tf.distribute.get_strategy(), 100,
-                                             config.training.run_dir, log=lambda line: None)
-            for _ in range(2):  # trace + compile, warm up
-                float(trainer._train_step((features, targets))[0])
-        finally:
-            trainer_module.threefry_dropout = shipped
+        config.training.dropout_masks = "threefry" if variant == "threefry" else "keras"
+        trainer = Trainer(model, config, tf.distribute.get_strategy(), 100,
+                          config.training.run_dir, log=lambda line: None)
+        for _ in range(2):  # trace + compile, warm up
+            float(trainer._train_step((features, targets))[0])
 
         def run():
             return benchlib.timed(lambda: float(trainer._train_step((features, targets))[0]))

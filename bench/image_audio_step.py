@@ -17,7 +17,6 @@ FLOPs / step time / the 2048x2048 matmul rate of the same dtype, measured in the
     python bench/image_audio_step.py --quick   # fewer rounds and steps
 """
 
-import argparse
 import collections
 import tempfile
 import time
@@ -31,14 +30,12 @@ VARIANTS = (("float32", True), ("float32", False), ("bfloat16", True), ("bfloat1
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__, rounds=3, quick="2 rounds, fewer steps")
     parser.add_argument("--config", default="configs/av_digits.py")
     parser.add_argument("--models", default="audio,image")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--audio-steps", type=int, default=5)
     parser.add_argument("--image-steps", type=int, default=1)
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.audio_steps, args.image_steps = 2, 3, 1

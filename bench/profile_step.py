@@ -14,7 +14,6 @@ runs there). Shares are of the busy time (the sum of those self times).
     python bench/profile_step.py --model audio
 """
 
-import argparse
 import collections
 import glob
 import os
@@ -68,7 +67,7 @@ def self_times(plane):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__)
     parser.add_argument("--model", choices=("text", "image", "audio"), default="text")
     parser.add_argument("--length", type=int, default=32, help="text length (text model)")
     parser.add_argument("--batch-size", type=int, default=0, help="0: 32 text, 64 image/audio")

@@ -19,7 +19,6 @@ interleaved in rounds; ratios are SavedModel / Keras (latency) per round.
     python bench/serving.py --quick
 """
 
-import argparse
 import collections
 import json
 import os
@@ -33,20 +32,16 @@ import numpy as np
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__, rounds=5, quick="3 rounds of 10 calls")
     parser.add_argument("--data", default="data/generated/av_digits",
                         help="AV-digits folder (relative paths: to the repository root)")
     parser.add_argument("--config", default="configs/av_digits.py")
-    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=20, help="calls per variant and round")
     parser.add_argument("--batch-sizes", default="1,32")
-    parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.calls = 3, 10
-    for name in ("data", "config"):
-        value = getattr(args, name)
-        setattr(args, name, value if os.path.isabs(value) else benchlib.repo_path(value))
+    args.data, args.config = benchlib.repo_path(args.data), benchlib.repo_path(args.config)
     return args
 
 

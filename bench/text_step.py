@@ -30,7 +30,6 @@ the rest.
     python bench/text_step.py --accuracy-epochs 3 --dtypes float32   # same accuracy?
 """
 
-import argparse
 import collections
 import json
 import os
@@ -44,7 +43,8 @@ import numpy as np
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = benchlib.parser(__doc__, rounds=3,
+                             quick="float32 only, 2 rounds, buckets (32,): 3 XLA compilations")
     parser.add_argument("--data", default="../shared/data/xquad/xquad.en.dev-part.json",
                         help="SQuAD-format JSON (relative paths: to the repository root)")
     parser.add_argument("--preset", default="minilm")
@@ -52,21 +52,18 @@ def parse_args():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--buckets", default="16,32,64", help="tfmm's data.text_length_buckets")
     parser.add_argument("--dtypes", default="float32,bfloat16")
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=1, help="steps per variant and round")
     parser.add_argument("--jit", default="true", help="XLA for tfmm's step (true/false)")
     parser.add_argument("--learning-rate", type=float, default=2e-4,
                         help="peak AdamW rate of both (warmup 10%%, cosine decay)")
     parser.add_argument("--accuracy-epochs", type=int, default=0,
                         help="instead of timing: train both N epochs, compare test accuracy")
-    parser.add_argument("--quick", action="store_true",
-                        help="float32 only, 2 rounds, buckets (32,): 3 XLA compilations")
     args = parser.parse_args()
     if args.quick:
         args.rounds = min(args.rounds, 2)
         args.buckets = "32"
         args.dtypes = "float32"
-    args.data = args.data if os.path.isabs(args.data) else benchlib.repo_path(args.data)
+    args.data = benchlib.repo_path(args.data)
     return args
 
 

@@ -59,6 +59,9 @@ def test_type_and_value_errors(tmp_path):
         load_config(path, ["training.epochs=many"])
     with pytest.raises(ConfigError, match=r"`model.fusion` must be one of \['concat', 'attention'\]"):
         load_config(path, ["model.fusion=sum"])
+    with pytest.raises(ConfigError, match=r"`training.dropout_masks` must be one of "
+                                          r"\['threefry', 'keras'\]"):
+        load_config(path, ["training.dropout_masks=philox"])
     with pytest.raises(ConfigError, match=r"`data.modalities` must be one of"):
         load_config(path, ["data.modalities=text,video"])
     with pytest.raises(ConfigError, match=r"`data.image_size` must be >= 32"):

@@ -2,11 +2,14 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from helpers.tiny import write_bert_preset
+from tfmm.config import Config
 from tfmm.models.dropout import ThreefryDropout, threefry_dropout
 from tfmm.models.text_encoder import load_bert_backbone
+from tfmm.training.trainer import Trainer
 
 
 def _nested_model(rate):
@@ -47,3 +50,44 @@ def test_every_dropout_of_a_keras_hub_backbone_is_switched_and_restored(tmp_path
         assert switched == len(plain) > 0
         assert all(isinstance(layer, ThreefryDropout) for layer in plain)
     assert all(type(layer) is keras.layers.Dropout for layer in plain)
+
+
+def test_noise_shape_masks_whole_rows():
+    # noise_shape (None, 1, 64): one draw per (example, feature), shared along axis 1.
+    model = keras.Sequential([keras.Input((4, 64)),
+                              keras.layers.Dropout(0.5, noise_shape=(None, 1, 64), seed=1)])
+
+    @tf.function(jit_compile=True)
+    def step(x):
+        with threefry_dropout(model):
+            return model(x, training=True)
+
+    outputs = step(tf.ones((50, 4, 64))).numpy()
+    np.testing.assert_array_equal(outputs, np.repeat(outputs[:, :1], 4, axis=1))
+    assert abs(np.mean(outputs == 0) - 0.5) < 0.05
+    np.testing.assert_allclose(outputs[outputs != 0], 2.0)
+
+
+@pytest.mark.parametrize("masks, expected", [("threefry", ThreefryDropout),
+                                             ("keras", keras.layers.Dropout)])
+def test_trainer_draws_masks_as_configured(tmp_path, masks, expected):
+    dropout = keras.layers.Dropout(0.5, seed=2)
+    seen = []  # the dropout layer's class while the step is traced
+
+    def probe(values):
+        seen.append(type(dropout))
+        return values
+
+    inputs = keras.Input((8,), name="x")
+    hidden = keras.layers.Lambda(probe)(dropout(keras.layers.Dense(8)(inputs)))
+    model = keras.Model({"x": inputs}, {"logits": keras.layers.Dense(3)(hidden)})
+    config = Config()
+    config.training.jit_compile = "true"
+    config.training.dropout_masks = masks
+    trainer = Trainer(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
+                      log=lambda line: None)
+    seen.clear()
+    loss, _ = trainer._train_step(({"x": tf.ones((4, 8))}, tf.constant([0, 1, 2, 0])))
+    assert np.isfinite(float(loss))
+    assert seen and all(kind is expected for kind in seen), seen
+    assert type(dropout) is keras.layers.Dropout

@@ -98,6 +98,9 @@ class TrainingConfig:
     seed: int = 0
     mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
     jit_compile: str = "auto"  # "auto" | "true" | "false": XLA for the train step.
+    # "threefry": under XLA, Dropout layers draw their masks with ThreeFry while the step is
+    # traced (faster on CPU; tfmm/models/dropout.py); "keras": Keras' own generator throughout.
+    dropout_masks: str = "threefry"
     strategy: str = "auto"  # "auto" | "default" | "mirrored" | "tpu" | "multiworker".
     tpu: str = ""  # TPU address for strategy "tpu" ("" = Colab / local auto-detection).
     checkpoint_every_steps: int = 200  # also saved at every epoch end.
@@ -160,6 +163,7 @@ class Config:
                       ("none", "bfloat16", "float16"))
         _check_choice("training.jit_compile", str(training.jit_compile).lower(),
                       ("auto", "true", "false"))
+        _check_choice("training.dropout_masks", training.dropout_masks, ("threefry", "keras"))
         _check_choice("training.strategy", training.strategy,
                       ("auto", "default", "mirrored", "tpu", "multiworker"))
         _check_choice("training.decay", training.decay, ("cosine", "linear", "constant"))

@@ -105,11 +105,14 @@ class Trainer:
         smoothing = self.config.training.label_smoothing
         variables = model.trainable_variables
 
-        # Under XLA the dropout masks are drawn with ThreeFry: on CPU Keras' default generator
-        # made them 20.5% of a 128-token MiniLM step, ThreeFry 8.3% (tfmm/models/dropout.py).
-        # The switch lasts only while this function is traced; the model keeps Keras' Dropout.
+        # Under XLA the dropout masks are drawn with ThreeFry (training.dropout_masks): on CPU
+        # Keras' default generator made them 20.5% of a 128-token MiniLM step, ThreeFry 8.3%
+        # (tfmm/models/dropout.py). The switch lasts only while this function is traced; the
+        # model keeps Keras' Dropout.
+        use_threefry = self.jit_compile and self.config.training.dropout_masks == "threefry"
+
         def masks():
-            return threefry_dropout(model) if self.jit_compile else contextlib.nullcontext()
+            return threefry_dropout(model) if use_threefry else contextlib.nullcontext()
 
         def compute_gradients(features, targets):
             with tf.GradientTape() as tape:
