@@ -12,6 +12,7 @@ from tfmm.data.manifest import read_manifest_for_config
 from tfmm.errors import UserError
 from tfmm.evaluation.report import evaluate_pipeline, headline
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.training.history import history_by_metric, load_history
 
 # Registers tfmm's layers so the .keras file loads without custom_objects.
 import tfmm.models.multimodal_model  # noqa: F401  pylint: disable=unused-import
@@ -73,13 +74,7 @@ def evaluate_run(path: str, manifest_path: str, out_dir=None, name=None, batch_s
     log(manifest.summary())
     preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
     pipeline = ExamplePipeline(manifest, preprocessor, run_info["task"], cache=False)
-    history = None
-    history_path = os.path.join(run_dir, "history.json")
-    if tf.io.gfile.exists(history_path):
-        with tf.io.gfile.GFile(history_path) as handle:
-            entries = json.load(handle)
-        history = {key: [entry.get(key) for entry in entries]
-                   for key in (entries[0] if entries else {}) if key not in ("epoch", "seconds")}
+    history = history_by_metric(load_history(run_dir)) or None
     name = name or os.path.splitext(os.path.basename(manifest_path))[0]
     report = evaluate_pipeline(model, pipeline, run_info["task"], labels, out_dir or run_dir,
                                batch_size, history=history, name=name)

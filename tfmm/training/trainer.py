@@ -30,6 +30,7 @@ from tfmm.models.dropout import threefry_dropout
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
 from tfmm.training.optimizer import build_optimizer
+from tfmm.training.history import history_by_metric, history_path, load_history
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
 
 
@@ -95,8 +96,8 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
             max_to_keep=config.training.keep_checkpoints)
-        self.history_path = os.path.join(run_dir, "history.json")
-        self.history = self._load_history()
+        self.history_path = history_path(run_dir)
+        self.history = load_history(run_dir)
         self._train_step = self._build_train_step()
 
     # ----------------------------------------------------------------------------------------
@@ -313,12 +314,6 @@ class Trainer:
         return self.history_by_metric()
 
     # ----------------------------------------------------------------------------------------
-    def _load_history(self):
-        if tf.io.gfile.exists(self.history_path):
-            with tf.io.gfile.GFile(self.history_path) as handle:
-                return json.load(handle)
-        return []
-
     def _append_history(self, record):
         self.history = [entry for entry in self.history if entry["epoch"] < record["epoch"]]
         self.history.append(record)
@@ -330,9 +325,7 @@ class Trainer:
             tf.io.gfile.rename(partial, self.history_path, overwrite=True)
 
     def history_by_metric(self):
-        keys = [key for key in (self.history[0] if self.history else {})
-                if key not in ("epoch", "seconds")]
-        return {key: [entry.get(key) for entry in self.history] for key in keys}
+        return history_by_metric(self.history)
 
 
 def _clip_summed_gradients(gradients, clip_norm, num_replicas):
