@@ -39,7 +39,7 @@ def encode_targets(manifest: Manifest, task: str) -> np.ndarray:
     return multi_hot
 
 
-def _read_if_present(path: tf.Tensor) -> tf.Tensor:
+def read_file_or_empty(path: tf.Tensor) -> tf.Tensor:
     """File bytes, or "" (the missing-modality marker) for an empty path."""
     return tf.cond(tf.strings.length(path) > 0, lambda: tf.io.read_file(path),
                    lambda: tf.constant(b""))
@@ -86,7 +86,7 @@ class ExamplePipeline:
         dataset = tf.data.Dataset.from_tensor_slices((columns, targets))
 
         def read(columns, target):
-            return {name: (value if name == "text" else _read_if_present(value))
+            return {name: (value if name == "text" else read_file_or_empty(value))
                     for name, value in columns.items()}, target
 
         # Files are read one by one, then decoded a batch at a time by the same batched call
