@@ -168,7 +168,8 @@ def main():
                                         fmax=data.audio_sample_rate / 2, htk=True, norm=None)
     tf_basis = log_mel._mel_matrix.numpy().T
 
-    print(f"audio: {len(audio_rows)} WAV files of {audio_manifest.path}, model rate "
+    manifest_name = os.path.relpath(audio_manifest.path, benchlib.REPO_ROOT)
+    print(f"audio: {len(audio_rows)} WAV files of {manifest_name}, model rate "
           f"{data.audio_sample_rate} Hz, {data.audio_length} samples, STFT "
           f"{model_config.audio_frame_length}/{model_config.audio_frame_step}, "
           f"{model_config.audio_num_mel_bins} Mel bins; image: {len(image_rows)} PNG files, "
