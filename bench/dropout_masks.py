@@ -11,7 +11,6 @@ each and run interleaved in rounds:
     python bench/dropout_masks.py --length 32
 """
 
-import contextlib
 import tempfile
 
 import benchlib

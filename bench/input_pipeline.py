@@ -41,6 +41,7 @@ import numpy as np
 
 STEADY_PASSES = 3  # passes through one iterator for the steady-state audio figures
 
+
 def parse_args():
     parser = benchlib.parser(__doc__, rounds=5, quick="3 rounds, no ResNet50 step")
     parser.add_argument("--data", default="data/generated/av_digits",
