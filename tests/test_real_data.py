@@ -5,8 +5,6 @@ then the text + audio model on its cached features, evaluates on the test split 
 import importlib.util
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
