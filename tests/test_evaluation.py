@@ -252,3 +252,33 @@ def test_plots_write_through_tf_gfile():
     path = plots.plot_confusion_matrix([[1, 0], [0, 1]], ["a", "b"], "ram://evaluation/cm.png")
     with tf.io.gfile.GFile(path, "rb") as file:
         assert file.read().startswith(PNG_SIGNATURE)
+
+
+def test_predict_dataset_traces_once_per_model_and_frees_it():
+    import gc
+    import weakref
+
+    import keras
+    import tensorflow as tf
+
+    from tfmm.evaluation.predict import _PREDICT_STEPS, predict_dataset, predict_step
+
+    inputs = keras.Input((4,), name="x")
+    model = keras.Model({"x": inputs}, {"logits": keras.layers.Dense(3)(inputs)})
+    features = {"x": np.arange(40, dtype=np.float32).reshape(10, 4)}
+    dataset = tf.data.Dataset.from_tensor_slices((features, np.arange(10) % 3)).batch(4)
+    cached_models = len(_PREDICT_STEPS)
+    first = predict_dataset(model, dataset, "multiclass")
+    traces = predict_step(model, "multiclass").experimental_get_tracing_count()
+    second = predict_dataset(model, dataset, "multiclass")  # e.g. the next epoch's validation
+    np.testing.assert_allclose(first[0], second[0])
+    assert first[0].shape == (10, 3)
+    # Batches of 4, 4 and 2 traced at most twice (the second relaxed to any batch size); the
+    # second call traces nothing.
+    assert traces <= 2
+    assert predict_step(model, "multiclass").experimental_get_tracing_count() == traces
+    assert len(_PREDICT_STEPS) == cached_models + 1
+    reference = weakref.ref(model)
+    del model
+    gc.collect()
+    assert reference() is None and len(_PREDICT_STEPS) == cached_models
