@@ -172,6 +172,17 @@ def test_frozen_encoders_have_no_trainable_weights(preset_dir, tmp_path):
     assert any("audio_projection" in path for path in paths)
 
 
+def test_fine_tuned_text_encoder_leaves_the_unused_pooler_fixed(preset_dir, tmp_path):
+    config = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
+                                          modalities=("text",),
+                                          model={"freeze_text_encoder": False}))
+    model = build_multimodal_model(config, 2)
+    paths = [variable.path for variable in model.trainable_variables]
+    assert any("token_embedding" in path for path in paths)  # the backbone is fine-tuned
+    assert not any("pooled_dense" in path for path in paths), paths  # mean pooling reads no pooler
+    assert any("pooled_dense" in variable.path for variable in model.non_trainable_variables)
+
+
 def test_encoders_start_from_an_earlier_run(preset_dir, tmp_path):
     from tfmm.models.encoder_transfer import EncoderTransferError, load_encoder_weights
 

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from tfmm.models.heads.task_head import HEAD_KINDS
-from tfmm.models.text_encoder import TEXT_INPUTS
+from tfmm.models.text_encoder import TEXT_INPUTS, set_backbone_trainable
 
 # Logit given to padding positions: far below any real logit, yet finite (softmax stays defined
 # and start + end of two masked tokens does not overflow float32).
@@ -78,13 +78,7 @@ def build_span_model(backbone, sequence_length: int, freeze_backbone: bool = Fal
         A functional keras.Model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
         {"start_logits", "end_logits"} float32 [B, L], padding positions at MASKED_LOGIT.
     """
-    backbone.trainable = not freeze_backbone
-    try:
-        # BERT's pooler ([CLS] -> tanh dense) plays no part in span prediction: keep it fixed, so
-        # the optimizer neither updates it nor warns that it gets no gradients.
-        backbone.get_layer("pooled_dense").trainable = False
-    except ValueError:
-        pass
+    set_backbone_trainable(backbone, not freeze_backbone)
     inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
               for name in TEXT_INPUTS}
     sequence = backbone(inputs)["sequence_output"]

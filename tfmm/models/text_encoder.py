@@ -20,6 +20,17 @@ def load_bert_backbone(preset: str) -> keras_hub.models.BertBackbone:
     return keras_hub.models.BertBackbone.from_preset(resolve_bert_preset(preset))
 
 
+def set_backbone_trainable(backbone: keras_hub.models.BertBackbone, trainable: bool) -> None:
+    """Makes the backbone trainable or frozen, except BERT's pooler ([CLS] -> tanh dense), which
+    no tfmm model reads (text is mean-pooled, spans come from the sequence output): it stays
+    fixed, so the optimizer neither keeps slots for it nor warns that it gets no gradients."""
+    backbone.trainable = trainable
+    try:
+        backbone.get_layer("pooled_dense").trainable = False
+    except ValueError:  # a backbone without a pooler
+        pass
+
+
 def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length: int,
                        projection_dim: int, freeze: bool = False) -> keras.Model:
     """Token ids -> one [projection_dim] vector per text.
@@ -37,7 +48,7 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
         A functional model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
         float [B, projection_dim].
     """
-    backbone.trainable = not freeze
+    set_backbone_trainable(backbone, not freeze)
     inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
               for name in TEXT_INPUTS}
     sequence = backbone(inputs)["sequence_output"]
