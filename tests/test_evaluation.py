@@ -267,6 +267,7 @@ def test_predict_dataset_traces_once_per_model_and_frees_it():
     model = keras.Model({"x": inputs}, {"logits": keras.layers.Dense(3)(inputs)})
     features = {"x": np.arange(40, dtype=np.float32).reshape(10, 4)}
     dataset = tf.data.Dataset.from_tensor_slices((features, np.arange(10) % 3)).batch(4)
+    gc.collect()  # models of earlier tests that are already gone leave the cache now
     cached_models = len(_PREDICT_STEPS)
     first = predict_dataset(model, dataset, "multiclass")
     traces = predict_step(model, "multiclass").experimental_get_tracing_count()
@@ -281,4 +282,5 @@ def test_predict_dataset_traces_once_per_model_and_frees_it():
     reference = weakref.ref(model)
     del model
     gc.collect()
-    assert reference() is None and len(_PREDICT_STEPS) == cached_models
+    assert reference() is None
+    assert len(_PREDICT_STEPS) <= cached_models  # its entry went with it
