@@ -1,4 +1,4 @@
-"""A run's per-epoch history (`history.json` in the run folder): read it, and turn it around.
+"""A run's per-epoch history (`history.json` in the run folder): read, write, turn around.
 
 The `Trainer` appends one record per epoch ({"epoch": 0, "seconds": 12.3, "loss": ...,
 "val_accuracy": ...}); evaluation reports plot it as curves, one list per metric.
@@ -14,6 +14,16 @@ HISTORY_FILE = "history.json"
 
 def history_path(run_dir: str) -> str:
     return os.path.join(run_dir, HISTORY_FILE)
+
+
+def write_history(run_dir: str, records: list) -> None:
+    """Writes the records aside, then renames them over the file: a kill never leaves a
+    half-written history."""
+    path = history_path(run_dir)
+    partial = path + ".partial"
+    with tf.io.gfile.GFile(partial, "w") as handle:
+        json.dump(records, handle, indent=1)
+    tf.io.gfile.rename(partial, path, overwrite=True)
 
 
 def load_history(run_dir: str) -> list:

@@ -14,7 +14,6 @@ run on one replica at the same global batch (up to float rounding; see docs/dist
 """
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -29,8 +28,8 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.models.dropout import threefry_dropout
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
+from tfmm.training.history import history_by_metric, load_history, write_history
 from tfmm.training.optimizer import build_optimizer
-from tfmm.training.history import history_by_metric, history_path, load_history
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
 
 
@@ -96,7 +95,6 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
             max_to_keep=config.training.keep_checkpoints)
-        self.history_path = history_path(run_dir)
         self.history = load_history(run_dir)
         self._train_step = self._build_train_step()
 
@@ -318,11 +316,7 @@ class Trainer:
         self.history = [entry for entry in self.history if entry["epoch"] < record["epoch"]]
         self.history.append(record)
         if self.is_chief:
-            # Written aside, then renamed over: a kill never leaves a half-written history.
-            partial = self.history_path + ".partial"
-            with tf.io.gfile.GFile(partial, "w") as handle:
-                json.dump(self.history, handle, indent=1)
-            tf.io.gfile.rename(partial, self.history_path, overwrite=True)
+            write_history(self.run_dir, self.history)
 
     def history_by_metric(self):
         return history_by_metric(self.history)
