@@ -15,10 +15,10 @@ setup(
     package_data={"tfmm": ["data/assets/*", "data/assets/**/*"]},
     include_package_data=True,
     install_requires=[
-        "tensorflow==2.21.*",
+        "tensorflow>=2.20,<2.22",  # 2.20: the newest tensorflow-tpu build (TPU users); 2.21: newest
         "keras>=3.15,<4",
         "keras-hub>=0.32",
-        "tensorflow-text==2.21.*",  # in-graph WordPiece with offsets for the QA serving signature
+        "tensorflow-text>=2.20,<2.22",  # same minor version as tensorflow; in-graph WordPiece for QA serving
         "tensorflow-datasets>=4.9",
         "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
