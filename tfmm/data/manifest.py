@@ -20,10 +20,10 @@ import json
 import math
 import os
 import re
-import wave
 from typing import Any, Optional
 
 import tensorflow as tf
+from tfmm.data.media_checks import BAD_AUDIO, MediaError, check_image, read_wav_header
 from tfmm.errors import UserError
 
 MODALITIES = ("text", "image", "audio")
@@ -35,8 +35,8 @@ INVALID_JSON = "invalid JSON"
 MISSING_FIELD = "missing field"
 WRONG_TYPE = "wrong type"
 MISSING_FILE = "missing file"
-BAD_IMAGE = "undecodable image"
-BAD_AUDIO = "unreadable audio"
+EMPTY_VALUE = "empty value"
+DUPLICATE_ID = "duplicate id"
 WRONG_SAMPLE_RATE = "wrong sample rate"
 UNKNOWN_LABEL = "unknown label"
 
@@ -59,13 +59,8 @@ class ManifestError(UserError, ValueError):
         self.kind = kind
 
 
-class _RowError(Exception):
-    """A problem with one row; the reader adds the file and line."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
+# A problem with one row (kind, message); the reader adds the file and line.
+_RowError = MediaError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,8 +213,9 @@ def _check_arguments(task, modalities, optional_modalities, num_targets):
         if name not in modalities:
             raise ValueError(f"optional_modalities must be a subset of {list(modalities)}. "
                              f"Received: {name!r}")
-    if task == "regression" and num_targets < 1:
-        raise ValueError(f"num_targets must be >= 1. Received: {num_targets}")
+    if isinstance(num_targets, bool) or not isinstance(num_targets, int) or num_targets < 1:
+        raise ManifestError(f"data.num_targets must be an integer >= 1 (numbers per regression "
+                            f"target); received {num_targets!r}")
 
 
 def _read_lines(path):
@@ -250,6 +246,11 @@ def _infer_labels(rows, task) -> tuple:
     return tuple(sorted(names))
 
 
+def _is_absent(value) -> bool:
+    """A modality a row lacks: the field is missing, null or an empty (or blank) string."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
 def _type_name(value) -> str:
     return "null" if value is None else type(value).__name__
 
@@ -276,17 +277,23 @@ class _RowReader:
         self.target_field = target_field
         self.image_errors = {}  # resolved path -> _RowError or None.
         self.audio_results = {}  # resolved path -> sample rate or _RowError.
+        self.id_lines = {}  # explicit id -> line of its first valid row.
 
     def read_row(self, line: int, raw: bytes) -> ManifestRow:
         """Parses one manifest line into a ManifestRow; raises _RowError when invalid."""
         record = _parse_json_object(raw)
-        present = [name for name in self.modalities if record.get(name) is not None]
+        present = [name for name in self.modalities if not _is_absent(record.get(name))]
+        for name in self.modalities:
+            if name not in present and name not in self.optional_modalities:
+                if record.get(name) is not None:
+                    raise _RowError(EMPTY_VALUE, f'field "{name}" is empty, but {name} is a '
+                                                 "required modality (list it in "
+                                                 "data.optional_modalities to allow rows "
+                                                 "without it)")
+                raise _RowError(MISSING_FIELD, f'missing required field "{name}"')
         if not present:
             raise _RowError(MISSING_FIELD, "row has none of the configured modalities "
                                            f"{list(self.modalities)}")
-        for name in self.modalities:
-            if name not in present and name not in self.optional_modalities:
-                raise _RowError(MISSING_FIELD, f'missing required field "{name}"')
         text = self._read_text(record) if "text" in present else None
         image = self._read_image(record) if "image" in present else None
         audio, sample_rate = self._read_audio(record) if "audio" in present else (None, None)
@@ -294,11 +301,22 @@ class _RowReader:
             label, target = None, self._read_target(record)
         else:
             label, target = self._read_label(record), None
-        return ManifestRow(line=line, id=_read_id(record, line), text=text, image=image,
+        row_id = self._read_unique_id(record, line)
+        return ManifestRow(line=line, id=row_id, text=text, image=image,
                            audio=audio, label=label, target=target,
                            audio_sample_rate=sample_rate,
                            extra={key: value for key, value in record.items()
                                   if key not in _KNOWN_FIELDS})
+
+    def _read_unique_id(self, record, line) -> str:
+        """The row's id; an explicit "id" seen on an earlier valid row is an error."""
+        row_id = _read_id(record, line)
+        if record.get("id") is not None:
+            if row_id in self.id_lines:
+                raise _RowError(DUPLICATE_ID, f'duplicate id "{row_id}" (first on line '
+                                              f"{self.id_lines[row_id]})")
+            self.id_lines[row_id] = line
+        return row_id
 
     def _read_text(self, record) -> str:
         text = record["text"]
@@ -327,7 +345,7 @@ class _RowReader:
         if resolved not in self.image_errors:
             try:
                 self._check_exists("image", written, resolved)
-                _check_image(written, resolved)
+                check_image(written, resolved)
                 self.image_errors[resolved] = None
             except _RowError as error:
                 self.image_errors[resolved] = error
@@ -350,7 +368,7 @@ class _RowReader:
 
     def _check_audio(self, written, resolved) -> int:
         """Checks a WAV file; returns its sample rate."""
-        sample_width, frames, sample_rate = _read_wav_header(written, resolved)
+        sample_width, frames, sample_rate = read_wav_header(written, resolved)
         if sample_width != 2:
             raise _RowError(BAD_AUDIO, "audio file must be 16-bit PCM WAV; received "
                                        f"{8 * sample_width}-bit PCM: {written}")
@@ -384,6 +402,9 @@ class _RowReader:
 
     @staticmethod
     def _read_label_name(value, description) -> str:
+        if isinstance(value, str) and not value.strip():
+            raise _RowError(EMPTY_VALUE, f"{description} must not be an empty string; received "
+                                         f"{value!r}")
         if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)):
             return str(value)
         raise _RowError(WRONG_TYPE, f"{description} must be a string or an integer; received "
@@ -437,26 +458,3 @@ def _read_id(record, line) -> str:
         return str(value)
     raise _RowError(WRONG_TYPE, f'field "id" must be a string or an integer; received '
                                 f"{_type_name(value)} {value!r}")
-
-
-def _check_image(written, resolved):
-    """Decodes an image eagerly; raises _RowError when it is not a JPEG/PNG/GIF/BMP."""
-    try:
-        with tf.io.gfile.GFile(resolved, "rb") as handle:
-            content = handle.read()
-        tf.io.decode_image(content, channels=3, expand_animations=False)
-    except (tf.errors.OpError, OSError):
-        raise _RowError(BAD_IMAGE, "image file is not a decodable JPEG/PNG/GIF/BMP image: "
-                                   f"{written}") from None
-
-
-def _read_wav_header(written, resolved) -> tuple:
-    """Returns (bytes per sample, frames, sample rate) from a WAV file's RIFF header."""
-    try:
-        with tf.io.gfile.GFile(resolved, "rb") as handle:
-            with wave.open(handle, "rb") as wav:
-                return wav.getsampwidth(), wav.getnframes(), wav.getframerate()
-    except (wave.Error, EOFError, tf.errors.OpError, OSError) as error:
-        reason = str(error) or type(error).__name__
-        raise _RowError(BAD_AUDIO, f"audio file is not a readable PCM WAV file ({reason}): "
-                                   f"{written}") from None
