@@ -25,6 +25,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
         audio_sample_rate: Hz the model expects.
         audio_length: samples per waveform.
         resample_audio: resample other sample rates (True) or reject them (False).
+        optional_modalities: modalities an example may lack (""), as `data.optional_modalities`;
+            the preprocessor masks any "" out, the serving signature rejects "" for the others.
 
     Input: dict with a tf.string entry ("text", "image", "audio") per modality, shape [] or [B].
     Output: dict with, per modality present, text: "token_ids", "segment_ids", "padding_mask"
@@ -38,7 +40,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
 
     def __init__(self, modalities=("text", "image", "audio"), text_preset="minilm",
                  text_sequence_length=32, image_size=32, audio_sample_rate=8000,
-                 audio_length=8000, resample_audio=True, **kwargs):
+                 audio_length=8000, resample_audio=True, optional_modalities=(), **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(modalities)
         self.text_preset = text_preset
@@ -47,6 +49,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
         self.audio_sample_rate = audio_sample_rate
         self.audio_length = audio_length
         self.resample_audio = resample_audio
+        self.optional_modalities = tuple(optional_modalities)
         self.text_preprocessor = None
         if "text" in self.modalities:
             self.text_preprocessor = build_text_preprocessor(text_preset, text_sequence_length)
@@ -114,6 +117,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
             "audio_sample_rate": self.audio_sample_rate,
             "audio_length": self.audio_length,
             "resample_audio": self.resample_audio,
+            "optional_modalities": list(self.optional_modalities),
         })
         return config
 
@@ -125,7 +129,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
                    image_size=data_config.image_size,
                    audio_sample_rate=data_config.audio_sample_rate,
                    audio_length=data_config.audio_length,
-                   resample_audio=data_config.resample_audio)
+                   resample_audio=data_config.resample_audio,
+                   optional_modalities=data_config.optional_modalities)
 
 
 def _presence(encoded: tf.Tensor) -> tf.Tensor:
