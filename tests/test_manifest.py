@@ -382,7 +382,9 @@ def bmp_header(width, height):
     ("bomb.gif", b"GIF89a" + (60000).to_bytes(2, "little") + (60000).to_bytes(2, "little")),
     ("bomb.jpg", jpeg_header(60000, 60000)),
     ("bomb.bmp", bmp_header(60000, -60000)),
-], ids=["png", "gif", "jpeg", "bmp"])
+    ("bomb.webp", b"RIFF" + bytes(4) + b"WEBPVP8X" + bytes(8) + (59999).to_bytes(3, "little")
+     + (59999).to_bytes(3, "little")),
+], ids=["png", "gif", "jpeg", "bmp", "webp"])
 def test_decompression_bomb_headers_are_rejected_without_decoding(media, name, header):
     (media / "images" / name).write_bytes(header + bytes(64))
     path = write_manifest(media, [row(image=f"images/{name}")])

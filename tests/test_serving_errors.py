@@ -2,6 +2,8 @@
 message naming the input and the row, required modalities are required, and the multilabel
 `labels` output names every class at or above the threshold."""
 
+import struct
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -93,7 +95,7 @@ def test_required_modalities_are_required(served):
 
 def test_bad_image_and_text_name_the_input_and_row(served):
     message = serving_error(served, with_row(valid_inputs(2), "image", 1, b"GARBAGE" * 10))
-    assert "image[1]: not a JPEG/PNG/GIF/BMP image" in message
+    assert "image[1]: not a JPEG/PNG/GIF/BMP/WebP image" in message
     message = serving_error(served, with_row(valid_inputs(2), "text", 0, b"\xa6\xff red"))
     assert "text[0]: not valid UTF-8" in message
 
@@ -103,3 +105,14 @@ def test_inputs_of_different_lengths(served):
     inputs["audio"] = inputs["audio"][:1]
     message = serving_error(served, inputs)
     assert "inputs audio and image must have one entry per row; received 1 and 2" in message
+
+
+def test_wav_with_a_chunk_before_fmt_is_served(served):
+    """tf.audio.decode_wav reads such files (and the manifest reader accepts them)."""
+    samples = struct.pack("<4h", 0, 1000, -1000, 0)
+    body = (b"WAVE" + b"JUNK" + struct.pack("<I", 4) + bytes(4)
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
+            + b"data" + struct.pack("<I", len(samples)) + samples)
+    wav = b"RIFF" + struct.pack("<I", len(body)) + body
+    outputs = served(**with_row(valid_inputs(2), "audio", 1, wav))
+    assert outputs["labels"].shape == (2, 3)

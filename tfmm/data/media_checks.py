@@ -1,6 +1,6 @@
 """Checks of one manifest's image or WAV file, before training reads it.
 
-An image's size is read from its header (PNG, JPEG, GIF, BMP) before it is decoded, so a file
+An image's size is read from its header (PNG, JPEG, GIF, BMP, WebP) before it is decoded, so a file
 that declares enormous dimensions (a decompression bomb: a few kilobytes that decode to
 gigabytes) is rejected without being decoded. A WAV file's header is read with `wave`.
 
@@ -35,7 +35,7 @@ class MediaError(Exception):
 
 
 def image_size_from_header(content: bytes) -> Optional[tuple]:
-    """(width, height) declared by a PNG, JPEG, GIF or BMP header, without decoding.
+    """(width, height) declared by a PNG, JPEG, GIF, BMP or WebP header, without decoding.
 
     Args:
         content: the file's bytes (only the header is read).
@@ -55,8 +55,25 @@ def image_size_from_header(content: bytes) -> Optional[tuple]:
             return abs(width), abs(height)  # a negative height means rows stored top-down
         if content.startswith(b"\xff\xd8"):
             return _jpeg_size(content)
+        if content[:4] == b"RIFF" and content[8:12] == b"WEBP":
+            return _webp_size(content)
     except struct.error:
         return None
+    return None
+
+
+def _webp_size(content: bytes) -> Optional[tuple]:
+    """The canvas of an extended (VP8X), lossless (VP8L) or lossy (VP8) WebP file."""
+    chunk = content[12:16]
+    if chunk == b"VP8X":
+        width = int.from_bytes(content[24:27], "little") + 1
+        return width, int.from_bytes(content[27:30], "little") + 1
+    if chunk == b"VP8L":
+        bits = int.from_bytes(content[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 ":
+        width, height = struct.unpack("<HH", content[26:30])
+        return width & 0x3FFF, height & 0x3FFF
     return None
 
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfmm.preprocessing.decoding import header_bytes, header_has_tag, little_endian_field
 
-# Leading bytes of the image formats tf.io.decode_image reads.
+# Leading bytes of the image formats tf.io.decode_image reads (and WebP: RIFF....WEBP).
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM")
 _WAV_HEADER_BYTES = 36  # RIFF/WAVE and the 16 bytes of a "fmt " chunk's fields
 
@@ -45,11 +45,12 @@ def serving_input_checks(inputs: dict, required) -> list:
         if name == "audio":
             checks.extend(_audio_checks(value, present))
         elif name == "image":
-            header = header_bytes(value, 4)
+            header = header_bytes(value, 12)
             known = tf.reduce_any(tf.stack([header_has_tag(header, 0, signature)
                                             for signature in _IMAGE_SIGNATURES]), axis=0)
+            known |= header_has_tag(header, 0, "RIFF") & header_has_tag(header, 8, "WEBP")
             checks.append(_assert_no_bad_row(present & tf.logical_not(known),
-                                             "image[{}]: not a JPEG/PNG/GIF/BMP image"))
+                                             "image[{}]: not a JPEG/PNG/GIF/BMP/WebP image"))
         elif name == "text":
             valid = tf.equal(value, tf.strings.unicode_transcode(
                 value, "UTF-8", "UTF-8", errors="replace"))
@@ -58,17 +59,20 @@ def serving_input_checks(inputs: dict, required) -> list:
 
 
 def _audio_checks(wav_bytes, present) -> list:
-    """A present row must be a RIFF/WAVE file whose "fmt " chunk says 16-bit PCM, rate > 0."""
+    """A present row must be a RIFF/WAVE file; when its "fmt " chunk comes first (as almost
+    always), that chunk must say 16-bit PCM with channels and a sample rate above 0. Files with
+    other chunks first (which tf.audio.decode_wav reads too) are left to the decoder."""
     header = header_bytes(wav_bytes, _WAV_HEADER_BYTES)
     riff = header_has_tag(header, 0, "RIFF") & header_has_tag(header, 8, "WAVE")
     fields = [little_endian_field(header, 20, 2), little_endian_field(header, 22, 2),
               little_endian_field(header, 24, 4), little_endian_field(header, 34, 2)]
     audio_format, channels, sample_rate, bits = fields
-    pcm16 = (header_has_tag(header, 12, "fmt ") & tf.equal(audio_format, 1) & (channels > 0)
-             & (sample_rate > 0) & tf.equal(bits, 16))
+    format_first = header_has_tag(header, 12, "fmt ")
+    pcm16 = (tf.equal(audio_format, 1) & (channels > 0) & (sample_rate > 0)
+             & tf.equal(bits, 16))
     return [
         _assert_no_bad_row(present & tf.logical_not(riff), "audio[{}]: not a RIFF/WAV file"),
-        _assert_no_bad_row(present & riff & tf.logical_not(pcm16),
+        _assert_no_bad_row(present & riff & format_first & tf.logical_not(pcm16),
                            "audio[{}]: not a 16-bit PCM WAV file (format tag {}, {} channel(s), "
                            "{} Hz, {} bits per sample)", fields),
     ]
