@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tfmm.config import DataConfig
-from tfmm.data import manifest as manifest_module
+from tfmm.data import manifest_rows
 from tfmm.data import media_checks
 from tfmm.data.manifest import ManifestError, read_manifest, read_manifest_for_config
 from tfmm.errors import UserError
@@ -268,8 +268,8 @@ def test_regression_parsing(media):
 
 def test_image_decoded_once_per_path(media, monkeypatch):
     calls = []
-    original = manifest_module.check_image
-    monkeypatch.setattr(manifest_module, "check_image",
+    original = manifest_rows.check_image
+    monkeypatch.setattr(manifest_rows, "check_image",
                         lambda *args: calls.append(args) or original(*args))
     path = write_manifest(media, [row() for _ in range(5)])
     assert len(read_manifest(path).rows) == 5
