@@ -116,3 +116,24 @@ def test_wav_with_a_chunk_before_fmt_is_served(served):
     wav = b"RIFF" + struct.pack("<I", len(body)) + body
     outputs = served(**with_row(valid_inputs(2), "audio", 1, wav))
     assert outputs["labels"].shape == (2, 3)
+
+
+def forged_jpeg(width, height):
+    """A real JPEG whose frame header is rewritten to declare width x height."""
+    content = bytearray(tf.io.encode_jpeg(np.zeros((3, 5, 3), np.uint8)).numpy())
+    position = 2
+    while content[position + 1] != 0xC0:
+        position += 2 + int.from_bytes(content[position + 2:position + 4], "big")
+    content[position + 5:position + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(content)
+
+
+@pytest.mark.parametrize("image", [
+    b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (60000).to_bytes(4, "big")
+    + (60000).to_bytes(4, "big") + b"\x08\x02\x00\x00\x00" + bytes(40),
+    forged_jpeg(60000, 60000),
+], ids=["png", "jpeg"])
+def test_images_over_the_pixel_limit_are_refused_from_their_header(served, image):
+    message = serving_error(served, with_row(valid_inputs(2), "image", 1, image))
+    assert ("image[1]: its header declares 3600000000 pixels, more than the limit of 50000000 "
+            "(tfmm.data.media_checks.MAX_IMAGE_PIXELS)") in message

@@ -8,6 +8,7 @@ with an InvalidArgumentError whose message reads `assertion failed: [audio[3]: .
 
 import tensorflow as tf
 
+from tfmm.data.media_checks import MAX_IMAGE_PIXELS
 from tfmm.preprocessing.decoding import header_bytes, header_has_tag, little_endian_field
 
 # Leading bytes of the image formats tf.io.decode_image reads (and WebP: RIFF....WEBP).
@@ -45,17 +46,53 @@ def serving_input_checks(inputs: dict, required) -> list:
         if name == "audio":
             checks.extend(_audio_checks(value, present))
         elif name == "image":
-            header = header_bytes(value, 12)
+            header = header_bytes(value, 30)
             known = tf.reduce_any(tf.stack([header_has_tag(header, 0, signature)
                                             for signature in _IMAGE_SIGNATURES]), axis=0)
             known |= header_has_tag(header, 0, "RIFF") & header_has_tag(header, 8, "WEBP")
             checks.append(_assert_no_bad_row(present & tf.logical_not(known),
                                              "image[{}]: not a JPEG/PNG/GIF/BMP/WebP image"))
+            pixels = declared_pixels(value, header)
+            checks.append(_assert_no_bad_row(
+                pixels > MAX_IMAGE_PIXELS,
+                f"image[{{}}]: its header declares {{}} pixels, more than the limit of "
+                f"{MAX_IMAGE_PIXELS} (tfmm.data.media_checks.MAX_IMAGE_PIXELS)", [pixels]))
         elif name == "text":
             valid = tf.equal(value, tf.strings.unicode_transcode(
                 value, "UTF-8", "UTF-8", errors="replace"))
             checks.append(_assert_no_bad_row(tf.logical_not(valid), "text[{}]: not valid UTF-8"))
     return checks
+
+
+def declared_pixels(image_bytes, header) -> tf.Tensor:
+    """Width x height that each image's header declares, read without decoding: int64 [B].
+
+    PNG, GIF, BMP and extended WebP (VP8X) from the first 30 header bytes, JPEG with
+    tf.io.extract_jpeg_shape; 0 for other files (the decoder then judges them).
+    """
+    def big_endian(offset):
+        return tf.add_n([header[:, offset + i] * 256 ** (3 - i) for i in range(4)])
+
+    def signed(value):  # BMP sizes are int32; a negative height means top-down rows
+        return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+
+    field = lambda offset, size: little_endian_field(header, offset, size)  # noqa: E731
+    tag = lambda offset, text: header_has_tag(header, offset, text)  # noqa: E731
+    pixels = tf.zeros_like(header[:, 0])
+    pixels = tf.where(tag(0, b"\x89PNG") & tag(12, "IHDR"), big_endian(16) * big_endian(20),
+                      pixels)
+    pixels = tf.where(tag(0, "GIF8"), field(6, 2) * field(8, 2), pixels)
+    pixels = tf.where(tag(0, "BM"), signed(field(18, 4)) * signed(field(22, 4)), pixels)
+    pixels = tf.where(tag(0, "RIFF") & tag(8, "WEBP") & tag(12, "VP8X"),
+                      (field(24, 3) + 1) * (field(27, 3) + 1), pixels)
+
+    def jpeg_pixels(item):
+        return tf.cond(tf.strings.substr(item, 0, 3) == b"\xff\xd8\xff",
+                       lambda: tf.reduce_prod(tf.io.extract_jpeg_shape(item, tf.int64)[:2]),
+                       lambda: tf.constant(0, tf.int64))
+
+    jpeg = tf.map_fn(jpeg_pixels, image_bytes, fn_output_signature=tf.int64)
+    return tf.maximum(pixels, jpeg)
 
 
 def _audio_checks(wav_bytes, present) -> list:
