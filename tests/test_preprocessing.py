@@ -107,7 +107,7 @@ def test_preprocessor_batch_equals_single_and_masks_missing(preset_dir):
                                           image_size=32, audio_length=400)
     image = png_bytes(np.full((8, 8), 200, np.uint8))
     audio = wav_bytes(np.sin(np.arange(300) / 5) * 0.3)
-    batch = preprocessor({"text": tf.constant(["which digit is written ?", ""]),
+    batch = preprocessor({"text": tf.constant(["which digit is written ?", " \t"]),
                           "image": tf.constant([image, b""]),
                           "audio": tf.constant([b"", audio])})
     assert batch["token_ids"].shape == (2, 8) and batch["token_ids"].dtype == tf.int32
@@ -125,9 +125,11 @@ def test_preprocessor_batch_equals_single_and_masks_missing(preset_dir):
 
 def test_preprocessor_config_round_trip_and_missing_input(preset_dir):
     preprocessor = MultimodalPreprocessor(("text", "audio"), text_preset=preset_dir,
-                                          text_sequence_length=8, audio_length=400)
+                                          text_sequence_length=8, audio_length=400,
+                                          optional_modalities=("audio",))
     again = MultimodalPreprocessor.from_config(preprocessor.get_config())
     assert again.get_config() == preprocessor.get_config()
+    assert again.optional_modalities == ("audio",)
     with pytest.raises(ValueError, match=r"missing \['audio'\]"):
         preprocessor({"text": tf.constant(["a"])})
 

@@ -33,7 +33,8 @@ def build_serving_function(model, preprocessor, task: str, labels):
 
     Args:
         model: trained tfmm model.
-        preprocessor: the `MultimodalPreprocessor` used in training (already called once).
+        preprocessor: the `MultimodalPreprocessor` used in training (already called once); an
+            input outside its `optional_modalities` may not be "".
         task: "multiclass" | "multilabel" | "regression".
         labels: class names, in class-index order.
 
@@ -45,8 +46,7 @@ def build_serving_function(model, preprocessor, task: str, labels):
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in modalities]
     label_table = tf.constant(list(labels) or [""], tf.string)
 
-    required = [name for name in modalities
-                if name not in getattr(preprocessor, "optional_modalities", ())]
+    required = [name for name in modalities if name not in preprocessor.optional_modalities]
 
     @tf.function(input_signature=signature)
     def serve(*raw_inputs):

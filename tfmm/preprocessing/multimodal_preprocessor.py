@@ -13,7 +13,7 @@ MASK_SUFFIX = "_mask"
 class MultimodalPreprocessor(keras.layers.Layer):
     """Raw inputs (strings, encoded image bytes, WAV bytes) -> fixed-shape model inputs.
 
-    An empty string stands for a missing modality: its `<modality>_mask` is 0 and its tensor is
+    An empty string (or blank text) stands for a missing modality: its `<modality>_mask` is 0 and its tensor is
     a placeholder that the fusion layer never reads. Works on one example (scalar strings, as in
     `tf.data` `map`) or on a batch (rank-1 strings, as in the serving signature).
 
@@ -70,7 +70,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
             outputs["token_ids"] = tf.cast(packed["token_ids"], tf.int32)
             outputs["segment_ids"] = tf.cast(packed["segment_ids"], tf.int32)
             outputs["padding_mask"] = tf.cast(packed["padding_mask"], tf.int32)
-            outputs["text" + MASK_SUFFIX] = _presence(text)
+            # Blank text counts as missing, as in the manifest reader.
+            outputs["text" + MASK_SUFFIX] = _presence(tf.strings.strip(text))
         if "image" in self.modalities:
             outputs["image"], outputs["image" + MASK_SUFFIX] = self._decode(
                 inputs["image"], self._decode_image, (self.image_size, self.image_size, 3))
