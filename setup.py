@@ -20,6 +20,9 @@ setup(
         "keras-hub>=0.32",
         "tensorflow-text>=2.20,<2.22",  # same minor version as tensorflow; in-graph WordPiece for QA serving
         "tensorflow-datasets>=4.9",
+        # tensorflow-datasets imports it (through etils.epath) without declaring it: without it
+        # `qa.tfds_version` fails with ModuleNotFoundError before any download.
+        "importlib_resources",
         "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
         "matplotlib",  # evaluation plots

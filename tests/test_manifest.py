@@ -10,8 +10,10 @@ import pytest
 import tensorflow as tf
 
 from tfmm.config import DataConfig
-from tfmm.data import manifest as manifest_module
+from tfmm.data import manifest_rows
+from tfmm.data import media_checks
 from tfmm.data.manifest import ManifestError, read_manifest, read_manifest_for_config
+from tfmm.errors import UserError
 
 
 def write_png(path, size=4):
@@ -266,8 +268,8 @@ def test_regression_parsing(media):
 
 def test_image_decoded_once_per_path(media, monkeypatch):
     calls = []
-    original = manifest_module._check_image
-    monkeypatch.setattr(manifest_module, "_check_image",
+    original = manifest_rows.check_image
+    monkeypatch.setattr(manifest_rows, "check_image",
                         lambda *args: calls.append(args) or original(*args))
     path = write_manifest(media, [row() for _ in range(5)])
     assert len(read_manifest(path).rows) == 5
@@ -283,3 +285,115 @@ def test_read_manifest_for_config(media):
     assert manifest.rows[0].audio is None and manifest.rows[0].image is None
     with pytest.raises(ManifestError, match=re.escape('unknown label "7"')):
         read_manifest_for_config(path, config)
+
+
+def test_empty_text_of_a_required_text_modality_is_an_error(media):
+    path = write_manifest(media, [row(), row(text=""), row(text="   ")])
+    expect_error(path, 2, re.escape('field "text" is empty, but text is a required modality '
+                                    "(list it in data.optional_modalities"))
+    manifest = read_manifest(path, skip_invalid=True)
+    assert [line for line, _ in manifest.skipped] == [2, 3]
+    assert manifest.summary().endswith("2 skipped (2 empty value)")
+
+
+def test_empty_text_of_an_optional_text_modality_is_absent(media):
+    path = write_manifest(media, [row(text=""), row(text="  "), row()])
+    manifest = read_manifest(path, optional_modalities=("text",))
+    assert [valid.text for valid in manifest.rows] == [None, None, "which digit?"]
+
+
+def test_empty_media_path_of_a_required_modality_is_an_error(media):
+    path = write_manifest(media, [row(audio="")])
+    expect_error(path, 1, re.escape('field "audio" is empty, but audio is a required modality'))
+
+
+def test_wav_header_with_sample_rate_zero(media):
+    write_wav(str(media / "audio" / "zero.wav"))
+    wav_path = media / "audio" / "zero.wav"
+    content = bytearray(wav_path.read_bytes())
+    content[24:28] = (0).to_bytes(4, "little")  # the fmt chunk's sample rate
+    wav_path.write_bytes(bytes(content))
+    path = write_manifest(media, [row(audio="audio/zero.wav")])
+    expect_error(path, 1, re.escape("audio file's header declares a sample rate of 0 Hz: "
+                                    "audio/zero.wav"))
+
+
+def test_duplicate_ids(media):
+    path = write_manifest(media, [row(id="a"), row(id="b"), row(id="a", image="images/99.png"),
+                                  row(id="a"), row(), row()])
+    expect_error(path, 3, "image file not found")
+    manifest = read_manifest(path, skip_invalid=True)
+    assert manifest.skipped[1] == (4, 'duplicate id "a" (first on line 1)')
+    assert [valid.id for valid in manifest.rows] == ["a", "b", "5", "6"]
+    path = write_manifest(media, [row(id=7), row(id="7")], name="numbers.jsonl")
+    expect_error(path, 2, re.escape('duplicate id "7" (first on line 1)'))
+
+
+def test_empty_label(media):
+    path = write_manifest(media, [row(label="")])
+    expect_error(path, 1, re.escape('field "label" must not be an empty string; received \'\''))
+    path = write_manifest(media, [row(label=["dog", " "])], name="multi.jsonl")
+    expect_error(path, 1, re.escape('items of "label" must not be an empty string'),
+                 task="multilabel")
+
+
+@pytest.mark.parametrize("num_targets", [0, -1])
+def test_num_targets_below_one(media, num_targets):
+    path = write_manifest(media, [row(target=1.0)])
+    for task in ("regression", "multiclass"):
+        with pytest.raises(ManifestError, match="^" + re.escape(
+                "data.num_targets must be an integer >= 1 (numbers per regression target); "
+                f"received {num_targets}")):
+            read_manifest(path, task=task, num_targets=num_targets)
+    config = DataConfig(task="regression", num_targets=num_targets)
+    with pytest.raises(UserError):
+        read_manifest_for_config(path, config)
+
+
+def test_image_over_the_pixel_limit_is_rejected_from_its_header(media, monkeypatch):
+    write_png(str(media / "images" / "big.png"), size=20)
+    path = write_manifest(media, [row(image="images/big.png")])
+    assert len(read_manifest(path).rows) == 1
+    monkeypatch.setattr(media_checks, "MAX_IMAGE_PIXELS", 399)
+    decoded = []
+    monkeypatch.setattr(tf.io, "decode_image", lambda *args, **kwargs: decoded.append(args))
+    expect_error(path, 1, re.escape("image header declares 20x20 pixels (400), more than the "
+                                    "limit of 399 (tfmm.data.media_checks.MAX_IMAGE_PIXELS): "
+                                    "images/big.png"))
+    assert not decoded
+
+
+def jpeg_header(width, height):
+    """SOI, an APP0 segment, then a baseline SOF0 frame header (no image data)."""
+    app0 = b"\xff\xe0" + (16).to_bytes(2, "big") + b"JFIF\x00" + bytes(9)
+    frame = (b"\xff\xc0" + (17).to_bytes(2, "big") + b"\x08" + height.to_bytes(2, "big")
+             + width.to_bytes(2, "big") + b"\x03" + bytes(9))
+    return b"\xff\xd8" + app0 + frame
+
+
+def bmp_header(width, height):
+    return (b"BM" + bytes(12) + (40).to_bytes(4, "little") + width.to_bytes(4, "little")
+            + height.to_bytes(4, "little", signed=True) + bytes(24))
+
+
+@pytest.mark.parametrize("name, header", [
+    ("bomb.png", b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR"
+     + (60000).to_bytes(4, "big") + (60000).to_bytes(4, "big") + b"\x08\x02\x00\x00\x00"),
+    ("bomb.gif", b"GIF89a" + (60000).to_bytes(2, "little") + (60000).to_bytes(2, "little")),
+    ("bomb.jpg", jpeg_header(60000, 60000)),
+    ("bomb.bmp", bmp_header(60000, -60000)),
+    ("bomb.webp", b"RIFF" + bytes(4) + b"WEBPVP8X" + bytes(8) + (59999).to_bytes(3, "little")
+     + (59999).to_bytes(3, "little")),
+], ids=["png", "gif", "jpeg", "bmp", "webp"])
+def test_decompression_bomb_headers_are_rejected_without_decoding(media, name, header):
+    (media / "images" / name).write_bytes(header + bytes(64))
+    path = write_manifest(media, [row(image=f"images/{name}")])
+    expect_error(path, 1, re.escape("image header declares 60000x60000 pixels (3600000000), "
+                                    "more than the limit of 50000000"))
+
+
+def test_image_size_from_real_headers():
+    pixels = np.zeros((3, 5, 3), np.uint8)
+    assert media_checks.image_size_from_header(tf.io.encode_png(pixels).numpy()) == (5, 3)
+    assert media_checks.image_size_from_header(tf.io.encode_jpeg(pixels).numpy()) == (5, 3)
+    assert media_checks.image_size_from_header(b"not an image") is None

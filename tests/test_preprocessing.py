@@ -107,7 +107,7 @@ def test_preprocessor_batch_equals_single_and_masks_missing(preset_dir):
                                           image_size=32, audio_length=400)
     image = png_bytes(np.full((8, 8), 200, np.uint8))
     audio = wav_bytes(np.sin(np.arange(300) / 5) * 0.3)
-    batch = preprocessor({"text": tf.constant(["which digit is written ?", ""]),
+    batch = preprocessor({"text": tf.constant(["which digit is written ?", " \t"]),
                           "image": tf.constant([image, b""]),
                           "audio": tf.constant([b"", audio])})
     assert batch["token_ids"].shape == (2, 8) and batch["token_ids"].dtype == tf.int32
@@ -125,8 +125,29 @@ def test_preprocessor_batch_equals_single_and_masks_missing(preset_dir):
 
 def test_preprocessor_config_round_trip_and_missing_input(preset_dir):
     preprocessor = MultimodalPreprocessor(("text", "audio"), text_preset=preset_dir,
-                                          text_sequence_length=8, audio_length=400)
+                                          text_sequence_length=8, audio_length=400,
+                                          optional_modalities=("audio",))
     again = MultimodalPreprocessor.from_config(preprocessor.get_config())
     assert again.get_config() == preprocessor.get_config()
+    assert again.optional_modalities == ("audio",)
     with pytest.raises(ValueError, match=r"missing \['audio'\]"):
         preprocessor({"text": tf.constant(["a"])})
+
+
+def test_texts_cut_to_the_sequence_length_are_counted_once(preset_dir, tmp_path):
+    from helpers.tiny import write_manifest
+    from tfmm.data.dataset import ExamplePipeline
+    from tfmm.data.manifest import read_manifest
+
+    # "which color is red ?" / "which color is blue ?": 5 tokens, 7 with [CLS] and [SEP];
+    # "the sound is high" / "the sound is low": 4 tokens, 6 with them.
+    path = write_manifest(str(tmp_path), num_rows=8, modalities=("text",))
+    manifest = read_manifest(path, modalities=("text",))
+    for length, expected in ((6, 4), (7, 0)):
+        preprocessor = MultimodalPreprocessor(("text",), text_preset=preset_dir,
+                                              text_sequence_length=length)
+        lines = []
+        pipeline = ExamplePipeline(manifest, preprocessor, "multiclass", log=lines.append)
+        assert pipeline.num_cut_texts == expected
+        assert lines == ([f"{path}: 4 of 8 texts are longer than data.text_sequence_length=6 "
+                          "tokens ([CLS] and [SEP] included) and are cut"] if expected else [])

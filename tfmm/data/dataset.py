@@ -53,6 +53,7 @@ class ExamplePipeline:
         preprocessor: the `MultimodalPreprocessor` of the model.
         task: "multiclass" | "multilabel" | "regression".
         cache: keep decoded examples in memory after the first pass.
+        log: prints the one-line note on texts cut to `text_sequence_length`, when any are.
         text_length_buckets: increasing token lengths (e.g. (16, 32, 64)); empty (the default):
             every batch keeps the preprocessor's static `text_sequence_length`. Otherwise each
             batch is cut to the smallest boundary (or `text_sequence_length`) that holds its
@@ -62,10 +63,18 @@ class ExamplePipeline:
     """
 
     def __init__(self, manifest: Manifest, preprocessor, task: str, cache: bool = True,
-                 text_length_buckets=()):
+                 text_length_buckets=(), log=print):
         self.manifest = manifest
         self.num_examples = len(manifest.rows)
         modalities = preprocessor.modalities
+        self.num_cut_texts = 0
+        if "text" in modalities:
+            texts = [row.text for row in manifest.rows if row.text]
+            self.num_cut_texts = count_cut_texts(preprocessor, texts)
+            if self.num_cut_texts:
+                log(f"{manifest.path}: {self.num_cut_texts} of {len(texts)} texts are longer than "
+                    f"data.text_sequence_length={preprocessor.text_sequence_length} tokens "
+                    "([CLS] and [SEP] included) and are cut")
         self.bucket_boundaries = ()
         if text_length_buckets:
             if "text" not in modalities:
@@ -192,6 +201,22 @@ def text_lengths(preprocessor, texts, chunk: int = 4096) -> np.ndarray:
         packed = preprocessor.text_preprocessor(tf.constant(texts[start:start + chunk]))
         lengths.append(tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy())
     return np.concatenate(lengths) if lengths else np.zeros([0], np.int32)
+
+
+def count_cut_texts(preprocessor, texts, chunk: int = 4096) -> int:
+    """How many texts have more WordPiece tokens than fit the preprocessor's
+    `text_sequence_length` with [CLS] and [SEP] (those the packer cuts), counted with its own
+    tokenizer."""
+    tokenizer = preprocessor.text_preprocessor.tokenizer
+    room = preprocessor.text_sequence_length - 2
+    count = 0
+    for start in range(0, len(texts), chunk):
+        tokens = tokenizer(tf.constant(texts[start:start + chunk]))
+        # keras-hub gives a RaggedTensor, or in eager mode a list of token lists.
+        lengths = (tokens.row_lengths().numpy() if isinstance(tokens, tf.RaggedTensor)
+                   else np.asarray([len(row) for row in tokens]))
+        count += int(np.sum(lengths > room))
+    return count
 
 
 def _bucket_index(features, boundaries):

@@ -23,6 +23,7 @@ from typing import Any, Optional, Sequence
 
 import tensorflow as tf
 from tfmm.errors import UserError
+from tfmm.preprocessing.bert_presets import root_cause
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,10 @@ TFDS_VERSIONS = ("v1.1", "v2.0")
 
 class SquadFormatError(UserError, ValueError):
     """A SQuAD file (or TFDS record) that does not fit the SQuAD format."""
+
+
+class TfdsDownloadError(UserError):
+    """SQuAD from TensorFlow Datasets is unavailable: the package or the network is missing."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -318,13 +323,26 @@ def load_tfds_squad(
 
     Raises:
         ValueError: for an unknown version.
-        ImportError: if tensorflow_datasets is not installed.
+        TfdsDownloadError: tensorflow_datasets cannot be imported, or the download failed
+            (offline); the message names the offline alternative.
     """
     if version not in TFDS_VERSIONS:
         raise ValueError(f"version must be one of {TFDS_VERSIONS}, got {version!r}.")
-    import tensorflow_datasets as tfds  # Lazy: heavy, and only needed online.
-
-    dataset = tfds.load(f"squad/{version}", split=split, data_dir=data_dir)
+    offline = ("offline, leave qa.tfds_version empty and set qa.train_file (and qa.eval_file) to "
+               f"a local SQuAD {version} JSON file such as "
+               f"{'train-v1.1.json' if version == 'v1.1' else 'train-v2.0.json'}")
+    try:
+        import tensorflow_datasets as tfds  # Lazy: heavy, and only needed online.
+    except ImportError as error:
+        raise TfdsDownloadError(f"qa.tfds_version={version!r}: tensorflow_datasets cannot be "
+                                f"imported ({error}); reinstall tfmm (`pip install -e .`) or, "
+                                f"{offline}") from None
+    try:
+        dataset = tfds.load(f"squad/{version}", split=split, data_dir=data_dir)
+    except OSError as error:  # requests' ConnectionError and urllib's URLError are OSErrors
+        raise TfdsDownloadError(f"qa.tfds_version={version!r}: downloading squad/{version} "
+                                f"through TensorFlow Datasets failed ({type(error).__name__}: "
+                                f"{root_cause(error)}); {offline}") from None
     return examples_from_tfds_records(
         tfds.as_numpy(dataset), version=version, source=f"tfds squad/{version} {split}"
     )

@@ -6,16 +6,26 @@ WAV decoding and resampling) and the model in one graph:
     inputs:  text  tf.string [B]  (questions / sentences; "" = no text)
              image tf.string [B]  (encoded JPEG/PNG/GIF/BMP bytes; "" = no image)
              audio tf.string [B]  (WAV file bytes; "" = no audio)
-    outputs: classification: probabilities float32 [B, C], label tf.string [B], score float32 [B]
+    outputs: multiclass: probabilities float32 [B, C], label tf.string [B] (the most probable
+                 class), score float32 [B] (its probability)
+             multilabel: the same, and labels tf.string [B, C]: entry c is class c's name when
+                 its probability is >= MULTILABEL_THRESHOLD, else ""
              regression: predictions float32 [B, T]
 
-Only the model's modalities are inputs.
+Only the model's modalities are inputs. "" is accepted only for the preprocessor's
+`optional_modalities`; an empty required input, a file that is not a WAV / image, or text that is
+not UTF-8 fails the request with an InvalidArgumentError naming the input and the row
+(`tfmm.export.input_checks`).
 """
 
 import keras
 import tensorflow as tf
 
+from tfmm.export.input_checks import serving_input_checks
 from tfmm.models.heads.task_head import HEAD_KINDS
+
+# Probability at or above which the multilabel `labels` output names a class (as evaluation).
+MULTILABEL_THRESHOLD = 0.5
 
 
 def build_serving_function(model, preprocessor, task: str, labels):
@@ -23,7 +33,8 @@ def build_serving_function(model, preprocessor, task: str, labels):
 
     Args:
         model: trained tfmm model.
-        preprocessor: the `MultimodalPreprocessor` used in training (already called once).
+        preprocessor: the `MultimodalPreprocessor` used in training (already called once); an
+            input outside its `optional_modalities` may not be "".
         task: "multiclass" | "multilabel" | "regression".
         labels: class names, in class-index order.
 
@@ -35,9 +46,14 @@ def build_serving_function(model, preprocessor, task: str, labels):
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in modalities]
     label_table = tf.constant(list(labels) or [""], tf.string)
 
+    required = [name for name in modalities if name not in preprocessor.optional_modalities]
+
     @tf.function(input_signature=signature)
     def serve(*raw_inputs):
-        features = preprocessor(dict(zip(modalities, raw_inputs)))
+        inputs = dict(zip(modalities, raw_inputs))
+        with tf.control_dependencies(serving_input_checks(inputs, required)):
+            inputs = {name: tf.identity(value) for name, value in inputs.items()}
+        features = preprocessor(inputs)
         outputs = model(features, training=False)
         values = tf.cast(outputs[HEAD_KINDS[task]], tf.float32)
         if task == "regression":
@@ -49,8 +65,10 @@ def build_serving_function(model, preprocessor, task: str, labels):
                     "score": tf.reduce_max(probabilities, axis=-1)}
         probabilities = tf.sigmoid(values)
         best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        above = probabilities >= MULTILABEL_THRESHOLD
         return {"probabilities": probabilities, "label": tf.gather(label_table, best),
-                "score": tf.reduce_max(probabilities, axis=-1)}
+                "score": tf.reduce_max(probabilities, axis=-1),
+                "labels": tf.where(above, label_table[tf.newaxis, :], tf.constant(""))}
 
     return serve
 

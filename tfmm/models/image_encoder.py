@@ -39,6 +39,34 @@ def resolve_image_weights(weights: str):
     return weights
 
 
+def load_resnet50(image_size: int, weights: str) -> keras.Model:
+    """ResNet50 without its top, average-pooled, with the weights `weights` names.
+
+    Raises:
+        ImageWeightsError: a missing local file, or "imagenet" whose download failed (offline).
+    """
+    resolved = resolve_image_weights(weights)
+    local_file = resolved not in (None, "imagenet")
+    try:
+        resnet = keras.applications.ResNet50(
+            include_top=False, weights=None if local_file else resolved,
+            input_shape=(image_size, image_size, 3), pooling="avg")
+    except Exception as error:  # keras' get_file raises a bare Exception("URL fetch failure...")
+        if resolved != "imagenet" or not (isinstance(error, OSError)
+                                          or "URL fetch failure" in str(error)):
+            raise
+        reason = " ".join(str(error).split())[:200]
+        raise ImageWeightsError(
+            f"model.image_weights='imagenet': downloading the ResNet50 ImageNet weights failed "
+            f"({reason}); offline, set model.image_weights to a local ResNet50 weights file "
+            "without its top (resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5, from "
+            "~/.keras/models/ of a machine that downloaded it) or to '' (random "
+            "initialisation)") from None
+    if local_file:
+        resnet.load_weights(resolved)
+    return resnet
+
+
 def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
                         freeze: bool = False, augmentation: float = 0.0,
                         batchnorm_momentum: float = 0.99, seed: int = 0) -> keras.Model:
@@ -61,12 +89,7 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
     if augmentation > 0:
         features = RandomShift(augmentation, seed=seed, name="image_augmentation")(features)
     features = ResNetInputNormalization(name="resnet_input_normalization")(features)
-    resolved = resolve_image_weights(weights)
-    local_file = resolved not in (None, "imagenet")
-    resnet = keras.applications.ResNet50(include_top=False, weights=None if local_file else resolved,
-                                         input_shape=(image_size, image_size, 3), pooling="avg")
-    if local_file:
-        resnet.load_weights(resolved)
+    resnet = load_resnet50(image_size, weights)
     for layer in resnet.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = batchnorm_momentum

@@ -4,7 +4,7 @@ import keras
 import keras_hub
 
 from tfmm.models.pooling import MaskedMeanPooling
-from tfmm.preprocessing.bert_presets import resolve_bert_preset
+from tfmm.preprocessing.bert_presets import load_from_preset
 
 TEXT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
@@ -17,7 +17,7 @@ def load_bert_backbone(preset: str) -> keras_hub.models.BertBackbone:
             (downloads when online), a local keras-hub preset directory, or a local Hugging Face
             BERT directory (config.json + model.safetensors), which keras-hub converts.
     """
-    return keras_hub.models.BertBackbone.from_preset(resolve_bert_preset(preset))
+    return load_from_preset(keras_hub.models.BertBackbone.from_preset, preset)
 
 
 def set_backbone_trainable(backbone: keras_hub.models.BertBackbone, trainable: bool) -> None:

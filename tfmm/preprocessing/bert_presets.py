@@ -45,6 +45,48 @@ def resolve_bert_preset(preset: str) -> str:
     return preset
 
 
+def load_from_preset(from_preset, preset: str):
+    """Calls a keras-hub `from_preset` on a resolved preset; a failed download becomes one line.
+
+    Args:
+        from_preset: e.g. `keras_hub.models.BertBackbone.from_preset`.
+        preset: see `resolve_bert_preset`.
+
+    Returns:
+        What `from_preset` returns.
+
+    Raises:
+        PresetError: the preset is a name that must be downloaded and the download failed
+            (offline: no network); the message names the offline alternatives.
+    """
+    resolved = resolve_bert_preset(preset)
+    try:
+        return from_preset(resolved)
+    except OSError as error:  # requests' ConnectionError and urllib's URLError are OSErrors
+        if tf.io.gfile.isdir(resolved):
+            raise
+        raise PresetError(
+            f"model.text_preset={preset!r}: downloading the keras-hub preset failed "
+            f"({type(error).__name__}: {root_cause(error)}); offline, set model.text_preset to a "
+            "local folder holding a keras-hub preset (saved where online with "
+            "`save_to_preset`) or a Hugging Face BERT (config.json, model.safetensors, "
+            f"vocab.txt), or to {MINILM_PRESET!r} (the offline MiniLM package)") from None
+
+
+def root_cause(error: BaseException, limit: int = 160) -> str:
+    """The message of the innermost exception chained to `error` (e.g. the DNS failure under a
+    ConnectionError), cut to `limit` characters."""
+    seen = {id(error)}
+    while True:
+        inner = error.__cause__ or error.__context__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        error = inner
+    message = " ".join((str(error) or type(error).__name__).split())
+    return message if len(message) <= limit else message[:limit - 3] + "..."
+
+
 def _looks_like_path(preset: str) -> bool:
     return os.sep in preset or preset.startswith(".") or "://" in preset
 

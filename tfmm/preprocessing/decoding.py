@@ -94,6 +94,24 @@ def decode_audio(wav_bytes: tf.Tensor, sample_rate: int, audio_length: int,
 _CANONICAL_HEADER_BYTES = 44
 
 
+def header_bytes(encoded: tf.Tensor, length: int) -> tf.Tensor:
+    """The first `length` bytes of each string as int64 [B, length] (zeros past a short one)."""
+    return tf.cast(tf.io.decode_raw(tf.strings.substr(encoded, 0, length), tf.uint8,
+                                    fixed_length=length), tf.int64)
+
+
+def little_endian_field(header: tf.Tensor, offset: int, size: int) -> tf.Tensor:
+    """The little-endian unsigned integer of `size` bytes at `offset`: int64 [B]."""
+    return tf.add_n([header[:, offset + i] * 256 ** i for i in range(size)])
+
+
+def header_has_tag(header: tf.Tensor, offset: int, text) -> tf.Tensor:
+    """Whether the header holds the bytes `text` at `offset`: bool [B]."""
+    data = text if isinstance(text, bytes) else text.encode()
+    return tf.reduce_all(tf.equal(header[:, offset:offset + len(data)],
+                                  tf.constant(list(data), tf.int64)), axis=1)
+
+
 def decode_audio_batch(wav_bytes: tf.Tensor, sample_rate: int, audio_length: int,
                        resample: bool = True) -> tf.Tensor:
     """Decodes a batch of WAV files (or "" for a missing one) into [B, audio_length] float32.
@@ -116,15 +134,13 @@ def decode_audio_batch(wav_bytes: tf.Tensor, sample_rate: int, audio_length: int
     wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
     lengths = tf.strings.length(wav_bytes)
     missing = tf.equal(lengths, 0)
-    header = tf.cast(tf.io.decode_raw(tf.strings.substr(wav_bytes, 0, _CANONICAL_HEADER_BYTES),
-                                      tf.uint8, fixed_length=_CANONICAL_HEADER_BYTES), tf.int64)
+    header = header_bytes(wav_bytes, _CANONICAL_HEADER_BYTES)
 
-    def field(offset, size):  # little-endian unsigned integer at `offset`
-        return tf.add_n([header[:, offset + i] * 256 ** i for i in range(size)])
+    def field(offset, size):
+        return little_endian_field(header, offset, size)
 
     def tag(offset, text):
-        return tf.reduce_all(tf.equal(header[:, offset:offset + 4],
-                                      tf.constant(list(text.encode()), tf.int64)), axis=1)
+        return header_has_tag(header, offset, text)
 
     data_size = field(40, 4)
     canonical = (tag(0, "RIFF") & tag(8, "WAVE") & tag(12, "fmt ") & tag(36, "data")

@@ -13,7 +13,7 @@ MASK_SUFFIX = "_mask"
 class MultimodalPreprocessor(keras.layers.Layer):
     """Raw inputs (strings, encoded image bytes, WAV bytes) -> fixed-shape model inputs.
 
-    An empty string stands for a missing modality: its `<modality>_mask` is 0 and its tensor is
+    An empty string (or blank text) stands for a missing modality: its `<modality>_mask` is 0 and its tensor is
     a placeholder that the fusion layer never reads. Works on one example (scalar strings, as in
     `tf.data` `map`) or on a batch (rank-1 strings, as in the serving signature).
 
@@ -25,6 +25,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
         audio_sample_rate: Hz the model expects.
         audio_length: samples per waveform.
         resample_audio: resample other sample rates (True) or reject them (False).
+        optional_modalities: modalities an example may lack (""), as `data.optional_modalities`;
+            the preprocessor masks any "" out, the serving signature rejects "" for the others.
 
     Input: dict with a tf.string entry ("text", "image", "audio") per modality, shape [] or [B].
     Output: dict with, per modality present, text: "token_ids", "segment_ids", "padding_mask"
@@ -38,7 +40,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
 
     def __init__(self, modalities=("text", "image", "audio"), text_preset="minilm",
                  text_sequence_length=32, image_size=32, audio_sample_rate=8000,
-                 audio_length=8000, resample_audio=True, **kwargs):
+                 audio_length=8000, resample_audio=True, optional_modalities=(), **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(modalities)
         self.text_preset = text_preset
@@ -47,6 +49,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
         self.audio_sample_rate = audio_sample_rate
         self.audio_length = audio_length
         self.resample_audio = resample_audio
+        self.optional_modalities = tuple(optional_modalities)
         self.text_preprocessor = None
         if "text" in self.modalities:
             self.text_preprocessor = build_text_preprocessor(text_preset, text_sequence_length)
@@ -67,7 +70,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
             outputs["token_ids"] = tf.cast(packed["token_ids"], tf.int32)
             outputs["segment_ids"] = tf.cast(packed["segment_ids"], tf.int32)
             outputs["padding_mask"] = tf.cast(packed["padding_mask"], tf.int32)
-            outputs["text" + MASK_SUFFIX] = _presence(text)
+            # Blank text counts as missing, as in the manifest reader.
+            outputs["text" + MASK_SUFFIX] = _presence(tf.strings.strip(text))
         if "image" in self.modalities:
             outputs["image"], outputs["image" + MASK_SUFFIX] = self._decode(
                 inputs["image"], self._decode_image, (self.image_size, self.image_size, 3))
@@ -114,6 +118,7 @@ class MultimodalPreprocessor(keras.layers.Layer):
             "audio_sample_rate": self.audio_sample_rate,
             "audio_length": self.audio_length,
             "resample_audio": self.resample_audio,
+            "optional_modalities": list(self.optional_modalities),
         })
         return config
 
@@ -125,7 +130,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
                    image_size=data_config.image_size,
                    audio_sample_rate=data_config.audio_sample_rate,
                    audio_length=data_config.audio_length,
-                   resample_audio=data_config.resample_audio)
+                   resample_audio=data_config.resample_audio,
+                   optional_modalities=data_config.optional_modalities)
 
 
 def _presence(encoded: tf.Tensor) -> tf.Tensor:

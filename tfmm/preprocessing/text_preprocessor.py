@@ -5,7 +5,8 @@ import os
 import keras_hub
 import tensorflow as tf
 
-from tfmm.preprocessing.bert_presets import is_hugging_face_directory, resolve_bert_preset
+from tfmm.preprocessing.bert_presets import (is_hugging_face_directory, load_from_preset,
+                                             resolve_bert_preset)
 
 
 def load_bert_tokenizer(preset: str) -> keras_hub.tokenizers.BertTokenizer:
@@ -29,7 +30,7 @@ def load_bert_tokenizer(preset: str) -> keras_hub.tokenizers.BertTokenizer:
         # Uncased BERT vocabularies hold no accented letters: strip accents as BERT does.
         return keras_hub.tokenizers.BertTokenizer(vocabulary=vocabulary, lowercase=lowercase,
                                                   strip_accents=lowercase)
-    return keras_hub.tokenizers.BertTokenizer.from_preset(resolved)
+    return load_from_preset(keras_hub.tokenizers.BertTokenizer.from_preset, preset)
 
 
 def _hugging_face_lowercase(directory: str) -> bool:
