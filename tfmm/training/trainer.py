@@ -28,6 +28,7 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.models.dropout import threefry_dropout
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
+from tfmm.models.replica_seeds import replica_random_streams
 from tfmm.training.history import history_by_metric, load_history, write_history
 from tfmm.training.optimizer import build_optimizer
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
@@ -149,10 +150,18 @@ class Trainer:
         if whole_step_xla:
             replica_step = tf.function(replica_step, jit_compile=True)
 
+        # Each replica its own dropout / augmentation stream (tfmm/models/replica_seeds.py):
+        # with one shared stream N replicas would repeat the same masks on every slice.
+        def random_streams():
+            if num_replicas > 1:
+                return replica_random_streams(model)
+            return contextlib.nullcontext()
+
         @tf.function
         def train_step(batch):
             features, targets = batch
-            loss, score = self.strategy.run(replica_step, args=(features, targets))
+            with random_streams():
+                loss, score = self.strategy.run(replica_step, args=(features, targets))
             reduce = tf.distribute.ReduceOp.SUM
             return (self.strategy.reduce(reduce, loss, axis=None),
                     self.strategy.reduce(reduce, score, axis=None))
