@@ -3,8 +3,8 @@ reports whether the replicas' draws differ.
 
 Logical devices must be configured before TensorFlow initialises, hence a separate process.
 Usage: python replica_masks.py OUT.json
-Writes OUT.json: {"layers": {layer: {"differ": bool, "reproducible": bool, "keep_rate": [r0,
-r1]}}, "trainer": {"updated_fraction": f}}.
+Writes OUT.json: {"layers": {layer: {"differ": bool, "reproducible": bool, "kept": [r0, r1]}},
+"trainer": {"updated_fraction": f, "one_replica_updated_fraction": f}} (see `trainer_step`).
 """
 
 import json
@@ -82,10 +82,30 @@ def main(out_path):
             "reproducible": all(np.array_equal(a, b) for a, b in zip(first[name], again[name])),
             "kept": [float(np.mean(replica0 != 0)), float(np.mean(replica1 != 0))]}
 
-    # Through the Trainer's step: every replica gets the same one example; its Dropout(0.5)
-    # mask decides which of 2000 per-feature weights get a gradient. AdamW's first step moves
-    # each weight with a gradient by about the learning rate, whatever its size: with one
-    # shared mask about half the weights move, with independent masks about three quarters.
+    report["trainer"] = {
+        "updated_fraction": trainer_step(strategy, out_path + ".two_replicas.run"),
+        "one_replica_updated_fraction": trainer_step(tf.distribute.get_strategy(),
+                                                     out_path + ".one_replica.run")}
+    with open(out_path, "w") as handle:
+        json.dump(report, handle)
+    print(json.dumps(report))
+
+
+def trainer_step(strategy, run_dir):
+    """The fraction of weights one Trainer step moves, global batch 2 of one same example.
+
+    The example's Dropout(0.5) mask decides which of 2000 per-feature weights get a gradient,
+    and AdamW's first step moves each weight with a gradient by about the learning rate,
+    whatever its size. One replica draws a mask per example: about three quarters move. Two
+    replicas of one example each must do the same; sharing one mask, only half would move.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from tfmm.config import Config
+    from tfmm.training.trainer import Trainer
+
     keras.utils.set_random_seed(3)
     with strategy.scope():
         features = keras.Input((2000,), name="x")
@@ -102,17 +122,13 @@ def main(out_path):
     config.training.warmup_fraction = 0.0
     config.training.decay = "constant"
     config.training.learning_rate = 1e-3
-    trainer = Trainer(model, config, strategy, 1, out_path + ".run", log=lambda line: None)
+    trainer = Trainer(model, config, strategy, 1, run_dir, log=lambda line: None)
     before = model.get_layer("per_feature").kernel.numpy().copy()
     batch = tf.data.Dataset.from_tensors(({"x": tf.ones((2, 2000))}, tf.constant([0, 0])))
     for distributed in strategy.experimental_distribute_dataset(batch):
         trainer._train_step(distributed)
     after = model.get_layer("per_feature").kernel.numpy()
-    moved = np.abs(after - before) > 1e-4
-    report["trainer"] = {"updated_fraction": float(np.mean(moved))}
-    with open(out_path, "w") as handle:
-        json.dump(report, handle)
-    print(json.dumps(report))
+    return float(np.mean(np.abs(after - before) > 1e-4))
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ TPU pod. State (model, optimizer, epoch, position in the epoch) lives in a
 `tf.train.CheckpointManager` in the run folder, so a killed run resumes where its last checkpoint
 was written, replaying the same shuffled order.
 
-Several replicas: gradients are summed over the replicas before they are clipped, and the
-per-epoch loss/score sums and the random-number states (dropout, augmentation) are checkpointed,
-so a run on N replicas, or one killed and resumed, follows the same numbers as one uninterrupted
-run on one replica at the same global batch (up to float rounding; see docs/distributed.md).
+Several replicas: gradients are summed over the replicas before they are clipped and handed to
+the optimizer (loss scaling included), and each replica draws its own dropout / augmentation
+masks (tfmm/models/replica_seeds.py). The per-epoch loss/score sums and the random-number states
+are checkpointed, so a run killed and resumed follows the numbers of the uninterrupted run; a
+run on N replicas follows one replica at the same global batch exactly with dropout 0 (up to
+float rounding; see docs/distributed.md) and in distribution with random masks.
 """
 
 import contextlib
