@@ -96,3 +96,23 @@ def test_frozen_multimodal_model_encoders_ignore_training(tiny_preset, tiny_mani
                                       np.asarray(encoder(encoder_inputs, training=True)))
     logits = [np.asarray(model(inputs, training=True)["logits"]) for _ in range(2)]
     assert np.abs(logits[0] - logits[1]).max() > 1e-5
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_span_model_with_a_frozen_backbone_draws_no_dropout(freeze):
+    """run_span's path for `model.freeze_text_encoder`: the frozen BERT runs in inference mode."""
+    from tfmm.models.span_model import build_span_model
+
+    keras.utils.set_random_seed(4)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=30, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16,
+        max_sequence_length=16, dropout=0.3)
+    model = build_span_model(backbone, 8, freeze_backbone=freeze)
+    inputs = {"token_ids": np.arange(24, dtype="int32").reshape(3, 8) % 30,
+              "segment_ids": np.zeros((3, 8), "int32"), "padding_mask": np.ones((3, 8), "int32")}
+    first, second = (np.asarray(model(inputs, training=True)["start_logits"]) for _ in range(2))
+    if freeze:
+        np.testing.assert_array_equal(first, second)
+        assert {weight.path.split("/")[0] for weight in model.trainable_weights} == {"span_logits"}
+    else:
+        assert np.abs(first - second).max() > 1e-5
