@@ -18,6 +18,7 @@ def test_two_replicas_draw_different_masks_reproducibly(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(out) as handle:
         report = json.load(handle)
+    assert report["strategy_name"] == "MirroredStrategy over 2 devices"  # for the run's log line
     for name in ("dropout", "modality_dropout", "random_shift", "threefry_seed"):
         draws = report["layers"][name]
         assert draws["differ"], (name, draws)  # replica 0 and replica 1 drew different numbers

@@ -4,7 +4,8 @@ reports whether the replicas' draws differ.
 Logical devices must be configured before TensorFlow initialises, hence a separate process.
 Usage: python replica_masks.py OUT.json
 Writes OUT.json: {"layers": {layer: {"differ": bool, "reproducible": bool, "kept": [r0, r1]}},
-"trainer": {"updated_fraction": f, "one_replica_updated_fraction": f}} (see `trainer_step`).
+"trainer": {"updated_fraction": f, "one_replica_updated_fraction": f} (see `trainer_step`),
+"strategy_name": the strategy's name for log lines}.
 """
 
 import json
@@ -23,12 +24,11 @@ def main(out_path):
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
     import keras
 
-    from tfmm.config import Config
     from tfmm.models.dropout import ThreefryDropout, threefry_dropout
     from tfmm.models.fusion.modality_dropout import ModalityDropout
     from tfmm.models.random_shift import RandomShift
     from tfmm.models.replica_seeds import replica_random_streams
-    from tfmm.training.trainer import Trainer
+    from tfmm.training.strategy import describe_strategy
 
     strategy = tf.distribute.MirroredStrategy(
         [device.name for device in tf.config.list_logical_devices("CPU")])
@@ -82,6 +82,7 @@ def main(out_path):
             "reproducible": all(np.array_equal(a, b) for a, b in zip(first[name], again[name])),
             "kept": [float(np.mean(replica0 != 0)), float(np.mean(replica1 != 0))]}
 
+    report["strategy_name"] = describe_strategy(strategy)
     report["trainer"] = {
         "updated_fraction": trainer_step(strategy, out_path + ".two_replicas.run"),
         "one_replica_updated_fraction": trainer_step(tf.distribute.get_strategy(),
