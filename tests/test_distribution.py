@@ -172,7 +172,7 @@ def test_batch_norm_synchronised_in_nested_models():
                                   num_mel_bins=16, conv_filters=(4, 8))
     waveforms = keras.Input((800,))
     model = keras.Model(waveforms, encoder(waveforms))
-    norms = [layer for layer in encoder.layers
+    norms = [layer for layer in encoder._flatten_layers(recursive=True)  # audio_features
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and not any(layer.synchronized for layer in norms)
     assert synchronize_batch_norm(model) == len(norms)
