@@ -27,11 +27,16 @@ def _weights(model):
     return {variable.path: variable.numpy() for variable in model.weights}
 
 
-def test_cached_training_equals_training_through_the_encoders(tiny_preset, tiny_manifest,
-                                                              tmp_path):
+def test_cached_training_equals_training_through_the_encoders(tiny_manifest, tmp_path):
+    """With real dropout rates: BERT's own (0.2), the audio encoder's, the fusion's and the
+    head's (model.dropout 0.2), XLA on (ThreeFry masks). The frozen encoders draw no masks in
+    either run; the fusion and head draw the same ones."""
+    preset = tiny.write_bert_preset(str(tmp_path / "bert_with_dropout"), dropout=0.2)
     results = {}
     for cache in (False, True):
-        config = _config(tiny_preset, tiny_manifest, str(tmp_path / f"cache_{cache}"), cache)
+        config = _config(preset, tiny_manifest, str(tmp_path / f"cache_{cache}"), cache,
+                         dropout=0.2)
+        assert config.training.jit_compile == "auto" and config.model.dropout == 0.2
         results[cache] = run_training(config, log=lambda line: None)
     plain, cached = results[False], results[True]
     # Same examples in the same order, same initial weights, same updates.

@@ -2,9 +2,11 @@
 MirroredStrategy over two logical CPU devices (2 replicas), at the same global batch and seed.
 
 Logical devices must be configured before TensorFlow initialises, hence a separate process.
-Usage: python compare_replicas.py CONFIG.json OUT.npz
-Writes OUT.npz with, per run R in ("one", "two"): R/<weight path> arrays, R/loss (per-epoch
-mean losses), and R/replicas.
+Usage: python compare_replicas.py CONFIG.json OUT.npz [KEY=VALUE ...] [--repeat-two]
+(KEY=VALUE: config overrides; --repeat-two: train the two-replica run a second time as
+"two_again", to check that it is reproducible).
+Writes OUT.npz with, per run R in ("one", "two"[, "two_again"]): R/<weight path> arrays,
+R/loss and R/accuracy (per-epoch means), and R/replicas.
 """
 
 import json
@@ -14,7 +16,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(config_path, out_path):
+def main(config_path, out_path, *arguments):
     import numpy as np
     import tensorflow as tf
 
@@ -25,14 +27,19 @@ def main(config_path, out_path):
     from tfmm.config import load_config
     from tfmm.training.run import run_training
 
+    overrides = [argument for argument in arguments if argument != "--repeat-two"]
+    runs = [("one", "default"), ("two", "mirrored")]
+    if "--repeat-two" in arguments:
+        runs.append(("two_again", "mirrored"))
     arrays = {}
-    for name, strategy in (("one", "default"), ("two", "mirrored")):
-        config = load_config(config_path, [f"training.strategy={strategy}",
+    for name, strategy in runs:
+        config = load_config(config_path, [*overrides, f"training.strategy={strategy}",
                                            f"training.run_dir={out_path}.{name}.run"])
         result = run_training(config, log=lambda line: print(line, flush=True))
         model = result["model"]
         arrays[f"{name}/replicas"] = np.asarray(result["replicas"])
         arrays[f"{name}/loss"] = np.asarray(result["history"]["loss"])
+        arrays[f"{name}/accuracy"] = np.asarray(result["history"]["accuracy"])
         for variable in model.weights:
             arrays[f"{name}/{variable.path}"] = np.asarray(variable.numpy())
     np.savez(out_path, **arrays)
@@ -40,4 +47,4 @@ def main(config_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

@@ -28,10 +28,10 @@ VOCABULARY = [
 LABELS = ("high", "low")
 
 
-def write_bert_preset(directory) -> str:
-    """Saves a 2-layer BertBackbone (hidden 8, up to 64 tokens) and its BertTokenizer (the words
-    of VOCABULARY) as a keras-hub preset; returns the folder. A folder already holding one is
-    reused."""
+def write_bert_preset(directory, dropout: float = 0.0) -> str:
+    """Saves a 2-layer BertBackbone (hidden 8, up to 64 tokens, the given dropout rate) and its
+    BertTokenizer (the words of VOCABULARY) as a keras-hub preset; returns the folder. A folder
+    already holding one is reused."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import keras_hub
@@ -42,7 +42,7 @@ def write_bert_preset(directory) -> str:
     keras.utils.set_random_seed(1234)
     backbone = keras_hub.models.BertBackbone(
         vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=8,
-        intermediate_dim=16, max_sequence_length=64, dropout=0.0)
+        intermediate_dim=16, max_sequence_length=64, dropout=dropout)
     tokenizer = keras_hub.tokenizers.BertTokenizer(vocabulary=list(VOCABULARY), lowercase=True)
     os.makedirs(directory, exist_ok=True)
     backbone.save_to_preset(directory)

@@ -2,6 +2,7 @@
 
 import keras
 
+from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
 from tfmm.models.pooling import MaxPooling2x2
 
@@ -26,8 +27,13 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
         dropout: dropout before the projection.
         batchnorm_momentum: momentum of the BatchNorm moving statistics (0.9 tracks the weights
             of a short run closely enough for inference; Keras' 0.99 lags behind them).
-        freeze: keep the spectrogram and conv weights fixed (BatchNorm then uses its moving
-            statistics); the projection still learns.
+        freeze: keep the spectrogram and conv weights fixed and run them in inference mode.
+
+    The frozen part is `audio_features` (everything up to and including `audio_dropout`, an
+    `EncoderFeatures`): frozen, it runs in inference mode even in training (no dropout,
+    BatchNorm on moving statistics); `audio_projection` always learns. The dropout belongs to
+    the frozen part because the features cached for a frozen encoder
+    (`tfmm.training.feature_cache`) are the projection's input.
 
     Returns:
         A functional model: float32 [B, audio_length] -> [B, projection_dim].
@@ -49,9 +55,9 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
     features = keras.layers.Reshape((frames, mel_bins * channels), name="audio_frames")(features)
     features = keras.layers.GlobalAveragePooling1D(name="audio_time_pooling")(features)
     features = keras.layers.Dropout(dropout, name="audio_dropout")(features)
-    projected = keras.layers.Dense(projection_dim, name="audio_projection")(features)
-    encoder = keras.Model(waveforms, projected, name="audio_encoder")
-    if freeze:  # like the other encoders: the feature extractor is fixed, the projection learns
-        for layer in encoder.layers:
-            layer.trainable = layer.name == "audio_projection"
-    return encoder
+    audio_features = EncoderFeatures(waveforms, features, name="audio_features")
+    audio_features.trainable = not freeze
+    encoder_input = keras.Input((audio_length,), name="audio")  # own input: kept as a sub-model
+    projected = keras.layers.Dense(projection_dim, name="audio_projection")(
+        audio_features(encoder_input))
+    return keras.Model(encoder_input, projected, name="audio_encoder")

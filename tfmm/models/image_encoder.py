@@ -4,6 +4,7 @@ width."""
 import keras
 import tensorflow as tf
 from tfmm.errors import UserError
+from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.random_shift import RandomShift
 
 
@@ -76,10 +77,15 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
         image_size: static height and width (>= 32).
         projection_dim: output width.
         weights: see `resolve_image_weights`.
-        freeze: keep ResNet50's weights fixed (its BatchNorm then uses moving statistics).
-        augmentation: maximum random translation, as a fraction of the size, during training.
+        freeze: keep ResNet50's weights fixed and run the frozen part in inference mode.
+        augmentation: maximum random translation, as a fraction of the size, during training
+            (of a trainable encoder: a frozen one does not augment).
         batchnorm_momentum: momentum of ResNet50's BatchNorm moving statistics.
         seed: seed of the augmentation.
+
+    The frozen part is `image_features` (augmentation, input normalisation and ResNet50, an
+    `EncoderFeatures`): frozen, it runs in inference mode even in training (no augmentation,
+    BatchNorm on moving statistics); `image_projection` always learns.
 
     Returns:
         A functional model: float32 [B, S, S, 3] in [0, 255] -> [B, projection_dim].
@@ -93,7 +99,10 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
     for layer in resnet.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = batchnorm_momentum
-    resnet.trainable = not freeze
     pooled = resnet(features)
-    projected = keras.layers.Dense(projection_dim, name="image_projection")(pooled)
-    return keras.Model(images, projected, name="image_encoder")
+    image_features = EncoderFeatures(images, pooled, name="image_features")
+    image_features.trainable = not freeze
+    encoder_input = keras.Input((image_size, image_size, 3), name="image")  # own input
+    projected = keras.layers.Dense(projection_dim, name="image_projection")(
+        image_features(encoder_input))
+    return keras.Model(encoder_input, projected, name="image_encoder")

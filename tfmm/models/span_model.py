@@ -16,6 +16,7 @@ Example:
 import keras
 from keras import ops
 
+from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.text_encoder import TEXT_INPUTS, set_backbone_trainable
 
@@ -72,16 +73,28 @@ def build_span_model(backbone, sequence_length: int, freeze_backbone: bool = Fal
     Args:
         backbone: a keras-hub BertBackbone (see `tfmm.models.text_encoder.load_bert_backbone`).
         sequence_length: static window length L.
-        freeze_backbone: keep the backbone's weights fixed (only the span head trains).
+        freeze_backbone: keep the backbone's weights fixed and run it in inference mode (no
+            dropout, also in training: it is then a frozen `EncoderFeatures`, "text_features");
+            only the span head trains.
 
     Returns:
         A functional keras.Model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
         {"start_logits", "end_logits"} float32 [B, L], padding positions at MASKED_LOGIT.
     """
+    def text_inputs():
+        return {name: keras.Input((sequence_length,), dtype="int32", name=name)
+                for name in TEXT_INPUTS}
+
+    inputs = text_inputs()
+    if freeze_backbone:
+        feature_inputs = text_inputs()
+        features = EncoderFeatures(feature_inputs, backbone(feature_inputs)["sequence_output"],
+                                   name="text_features")
+        features.trainable = False
+        sequence = features(inputs)
+    else:
+        sequence = backbone(inputs)["sequence_output"]
     set_backbone_trainable(backbone, not freeze_backbone)
-    inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
-              for name in TEXT_INPUTS}
-    sequence = backbone(inputs)["sequence_output"]
     start_logits, end_logits = SpanLogits(name="span_logits")(sequence, inputs["padding_mask"])
     start_key, end_key = HEAD_KINDS["span"]
     return keras.Model(inputs, {start_key: start_logits, end_key: end_logits},

@@ -3,6 +3,7 @@
 import keras
 import keras_hub
 
+from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.pooling import MaskedMeanPooling
 from tfmm.preprocessing.bert_presets import load_from_preset
 
@@ -38,20 +39,29 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
     The sequence output is mean-pooled over real tokens (the pooling the sentence-transformers
     MiniLM was trained with; it also ignores BERT's untrained pooler on such checkpoints).
 
+    The frozen part is `text_features` (BERT and the pooling, an `EncoderFeatures`): frozen, it
+    runs in inference mode (no dropout) even in training; `text_projection` always learns.
+
     Args:
         backbone: a keras-hub BertBackbone.
         sequence_length: static text length, or None for texts of any length.
         projection_dim: output width.
-        freeze: keep the backbone's weights fixed (it then runs in inference mode).
+        freeze: keep the backbone's weights fixed and run it in inference mode.
 
     Returns:
         A functional model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
         float [B, projection_dim].
     """
-    set_backbone_trainable(backbone, not freeze)
-    inputs = {name: keras.Input((sequence_length,), dtype="int32", name=name)
-              for name in TEXT_INPUTS}
-    sequence = backbone(inputs)["sequence_output"]
-    pooled = MaskedMeanPooling(name="text_mean_pooling")(sequence, inputs["padding_mask"])
-    projected = keras.layers.Dense(projection_dim, name="text_projection")(pooled)
+    def text_inputs():
+        return {name: keras.Input((sequence_length,), dtype="int32", name=name)
+                for name in TEXT_INPUTS}
+
+    feature_inputs = text_inputs()
+    sequence = backbone(feature_inputs)["sequence_output"]
+    pooled = MaskedMeanPooling(name="text_mean_pooling")(sequence, feature_inputs["padding_mask"])
+    features = EncoderFeatures(feature_inputs, pooled, name="text_features")
+    features.trainable = not freeze
+    set_backbone_trainable(backbone, not freeze)  # after: the pooler stays fixed either way
+    inputs = text_inputs()  # the encoder's own inputs, so `text_features` stays one sub-model
+    projected = keras.layers.Dense(projection_dim, name="text_projection")(features(inputs))
     return keras.Model(inputs, projected, name="text_encoder")

@@ -3,7 +3,8 @@
 A frozen encoder (`model.freeze_*_encoder`) computes the same features for an example in every
 epoch; only its projection, the fusion and the head learn. With `training.cache_frozen_features`
 the run computes those features once per example (inference mode: no augmentation, no dropout
-inside the frozen part) and trains a model that starts at them. That model is built from the
+inside the frozen part, BatchNorm on moving statistics: exactly what a frozen encoder computes
+in training too, see `tfmm.models.encoder_features`) and trains a model that starts at them. That model is built from the
 full model's own layer objects (each frozen encoder's projection, unfrozen encoders whole, the
 modality dropout, fusion and head), so training it trains the full model, which is then saved,
 evaluated on raw inputs and exported as usual. The feature-level model is what `Trainer`
@@ -61,8 +62,8 @@ def build_feature_models(model: keras.Model, modalities, frozen) -> tuple:
         masks.append(mask)
         if modality in frozen:
             projection = encoder.get_layer(f"{modality}_projection")
-            features_of = keras.Model(encoder.input, projection.input,
-                                      name=f"{modality}_feature_extractor")
+            # The encoder's frozen part (an EncoderFeatures), in inference mode like in training.
+            features_of = encoder.get_layer(f"{modality}_features")
             raw = {name: model.input[name] for name in _encoder_inputs(modality)}
             raw_input = raw if modality == "text" else raw[modality]
             extractor_inputs.update(raw)
@@ -145,7 +146,8 @@ def cache_frozen_features(model: keras.Model, config, train_pipeline, validation
     frozen = frozen_modalities(config)
     extractor, top = build_feature_models(model, config.data.modalities, frozen)
     if "image" in frozen and config.model.image_augmentation > 0:
-        log("note: cached image features are computed without model.image_augmentation")
+        log("note: model.image_augmentation does not act in a frozen image encoder (it runs in "
+            "inference mode)")
     batch_size = config.data.batch_size
 
     def cached(pipeline):

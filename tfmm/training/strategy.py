@@ -82,6 +82,27 @@ def resolve_tpu_address(address: str = "", environ=None, device_paths=None):
     return "local" if device_paths else None
 
 
+def describe_strategy(strategy: tf.distribute.Strategy) -> str:
+    """A readable name for log lines, e.g. "default (one device)", "MirroredStrategy over 2
+    devices", "MultiWorkerMirroredStrategy over 2 workers (4 replicas)", "TPUStrategy over 8
+    cores" (never a private class such as `_DefaultDistributionStrategy`)."""
+    replicas = strategy.num_replicas_in_sync
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        workers = strategy.extended._num_workers  # no public accessor
+        return (f"MultiWorkerMirroredStrategy over {workers} worker{'s' * (workers != 1)} "
+                f"({replicas} replica{'s' * (replicas != 1)})")
+    for public in (tf.distribute.MirroredStrategy, tf.distribute.TPUStrategy,
+                   tf.distribute.OneDeviceStrategy):
+        if isinstance(strategy, public):
+            unit = "cores" if public is tf.distribute.TPUStrategy else "devices"
+            if replicas == 1:
+                unit = unit[:-1]
+            return f"{public.__name__} over {replicas} {unit}"
+    if not tf.distribute.has_strategy() or strategy is tf.distribute.get_strategy():
+        return "default (one device)"
+    return f"{type(strategy).__name__.lstrip('_')} with {replicas} replica(s)"
+
+
 def is_chief() -> bool:
     """True on the worker that writes checkpoints, models and reports (always, off-cluster)."""
     config = json.loads(os.environ.get("TF_CONFIG", "{}") or "{}")
@@ -126,8 +147,9 @@ def set_mixed_precision(mode: str):
 def resolve_jit_compile(setting: str, strategy: tf.distribute.Strategy) -> bool:
     """XLA for the gradient computation: "auto" turns it on for a single replica off TPU.
 
-    Measured (DESIGN.md): MirroredStrategy over logical CPU devices fails with XLA, and TPU
-    compiles the whole step anyway, so "auto" leaves those to plain graph mode.
+    Measured (docs/distributed.md, "One machine, several GPUs"): MirroredStrategy over logical
+    CPU devices fails with XLA, and TPU compiles the whole step anyway, so "auto" leaves those to
+    plain graph mode.
     """
     setting = str(setting).lower()
     if setting in ("true", "false"):

@@ -7,10 +7,12 @@ TPU pod. State (model, optimizer, epoch, position in the epoch) lives in a
 `tf.train.CheckpointManager` in the run folder, so a killed run resumes where its last checkpoint
 was written, replaying the same shuffled order.
 
-Several replicas: gradients are summed over the replicas before they are clipped, and the
-per-epoch loss/score sums and the random-number states (dropout, augmentation) are checkpointed,
-so a run on N replicas, or one killed and resumed, follows the same numbers as one uninterrupted
-run on one replica at the same global batch (up to float rounding; see docs/distributed.md).
+Several replicas: gradients are summed over the replicas before they are clipped and handed to
+the optimizer (loss scaling included), and each replica draws its own dropout / augmentation
+masks (tfmm/models/replica_seeds.py). The per-epoch loss/score sums and the random-number states
+are checkpointed, so a run killed and resumed follows the numbers of the uninterrupted run; a
+run on N replicas follows one replica at the same global batch exactly with dropout 0 (up to
+float rounding; see docs/distributed.md) and in distribution with random masks.
 """
 
 import contextlib
@@ -28,9 +30,15 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.models.dropout import threefry_dropout
 from tfmm.models.heads.task_head import HEAD_KINDS
 from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
-from tfmm.training.history import history_by_metric, load_history, write_history
+from tfmm.models.replica_seeds import replica_random_streams
+from tfmm.training.history import (INFERENCE_PREFIX, history_by_metric, load_history,
+                                   mode_divergence_warning, write_history)
 from tfmm.training.optimizer import build_optimizer
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
+
+
+# Training examples scored in inference mode after each epoch when there is no validation split.
+INFERENCE_CHECK_EXAMPLES = 256
 
 
 class TrainingDivergedError(UserError):
@@ -124,12 +132,15 @@ class Trainer:
             score = tf.nn.compute_average_loss(per_example_score(task, targets, outputs))
             return gradients, loss, score
 
-        # Keras optimizers clip each replica's partial gradient before summing over replicas, so
-        # with several replicas `clip_norm` would bound the wrong norm: sum first, clip the global
-        # gradient, then hand each replica an equal share for the optimizer to sum again.
+        # Several replicas: sum the gradients over the replicas first, then (clip_norm > 0) clip
+        # the global gradient, then hand each replica an equal share for the optimizer to sum
+        # again. Keras optimizers would clip each replica's partial gradient (the wrong norm),
+        # and Keras' LossScaleOptimizer (float16) checks the gradients it is given for overflow
+        # on the first replica only: summed gradients are the same on every replica, so an
+        # overflow on any replica skips the step on all of them.
         num_replicas = self.strategy.num_replicas_in_sync
         clip_norm = self.config.training.clip_norm
-        sum_then_clip = num_replicas > 1 and clip_norm > 0
+        sum_first = num_replicas > 1
         # On one replica XLA compiles the optimizer update with the gradients, as model.fit does
         # (bench/text_step.py: a step about 7% faster on short texts than with the AdamW update
         # run op by op); several replicas need the update outside XLA (cross-replica merge).
@@ -139,20 +150,27 @@ class Trainer:
 
         def replica_step(features, targets):
             gradients, loss, score = compute_gradients(features, targets)
-            if sum_then_clip:
+            if sum_first:
                 loss_scale = optimizer.scale_loss(tf.constant(1.0))  # 1 unless float16
-                gradients = _clip_summed_gradients(gradients, clip_norm * loss_scale,
-                                                   num_replicas)
+                gradients = _sum_over_replicas(gradients, clip_norm * loss_scale, num_replicas)
             optimizer.apply_gradients(zip(gradients, variables))
             return loss, score
 
         if whole_step_xla:
             replica_step = tf.function(replica_step, jit_compile=True)
 
+        # Each replica its own dropout / augmentation stream (tfmm/models/replica_seeds.py):
+        # with one shared stream N replicas would repeat the same masks on every slice.
+        def random_streams():
+            if num_replicas > 1:
+                return replica_random_streams(model)
+            return contextlib.nullcontext()
+
         @tf.function
         def train_step(batch):
             features, targets = batch
-            loss, score = self.strategy.run(replica_step, args=(features, targets))
+            with random_streams():
+                loss, score = self.strategy.run(replica_step, args=(features, targets))
             reduce = tf.distribute.ReduceOp.SUM
             return (self.strategy.reduce(reduce, loss, axis=None),
                     self.strategy.reduce(reduce, score, axis=None))
@@ -291,12 +309,20 @@ class Trainer:
             record = {"epoch": epoch + 1, "loss": float(self.epoch_loss_sum.numpy()) / done,
                       score_name: float(self.epoch_score_sum.numpy()) / done,
                       "seconds": round(time.time() - started, 2)}
+            # Beside the training-mode figures, the same model in inference mode (dropout off,
+            # BatchNorm on moving statistics): on the validation split, or else on a fixed
+            # sample of the training data (INFERENCE_CHECK_EXAMPLES, to keep it cheap).
             if validation_pipeline is not None:
-                validation = validation_pipeline.batches(data.batch_size)
-                outputs, targets, validation_loss = predict_dataset(self.model, validation,
-                                                                    self.task)
-                record["val_loss"] = validation_loss
-                record["val_" + score_name] = _score(self.task, outputs, targets)
+                prefix, checked = "val_", validation_pipeline.batches(data.batch_size)
+            else:
+                prefix = INFERENCE_PREFIX
+                checked = train_pipeline.batches(
+                    data.batch_size, shuffle=True, seed=training.seed, epoch=0,
+                    shuffle_buffer=data.shuffle_buffer).take(
+                        max(1, INFERENCE_CHECK_EXAMPLES // data.batch_size))
+            outputs, targets, checked_loss = predict_dataset(self.model, checked, self.task)
+            record[prefix + "loss"] = checked_loss
+            record[prefix + score_name] = _score(self.task, outputs, targets)
             with writer.as_default(step=(epoch + 1) * self.steps_per_epoch):
                 for key, value in record.items():
                     if key not in ("epoch", "seconds") and value is not None:
@@ -305,6 +331,9 @@ class Trainer:
             if self.is_chief:
                 self.log("  " + ", ".join(f"{key} {value:.4f}" if isinstance(value, float)
                                           else f"{key} {value}" for key, value in record.items()))
+                warning = mode_divergence_warning(record, score_name)
+                if warning:
+                    self.log(warning)
             self.epoch.assign(epoch + 1)
             self.step_in_epoch.assign(0)
             self.save()
@@ -322,12 +351,12 @@ class Trainer:
         return history_by_metric(self.history)
 
 
-def _clip_summed_gradients(gradients, clip_norm, num_replicas):
+def _sum_over_replicas(gradients, clip_norm, num_replicas):
     """In a replica: the gradients summed over replicas, clipped to `clip_norm` by their global
-    norm, divided by `num_replicas` (None entries stay None)."""
+    norm when `clip_norm` > 0, divided by `num_replicas` (None entries stay None)."""
     present = [gradient for gradient in gradients if gradient is not None]
     summed = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, present)
-    clipped, _ = tf.clip_by_global_norm(summed, clip_norm)
+    clipped = tf.clip_by_global_norm(summed, clip_norm)[0] if clip_norm > 0 else summed
     shares = iter([_divide(gradient, num_replicas) for gradient in clipped])
     return [None if gradient is None else next(shares) for gradient in gradients]
 
