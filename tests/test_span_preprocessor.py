@@ -178,3 +178,24 @@ def test_decoded_answers_match_oracle_on_xquad(minilm, xquad_examples, version_2
             assert scores[question_id] == pytest.approx(score, abs=1e-9)
         if version_2:
             assert 0 < sum(answer == "" for answer in graph.values()) < len(graph)
+
+
+def test_preprocessor_maps_over_tf_data_like_the_pipeline(minilm, xquad_examples):
+    """`ds.map(preprocessor)` (here with unbatched windows, as a streaming input pipeline would
+    use it) gives the windows and targets that SpanWindowPipeline keeps."""
+    keras_tokenizer, _ = minilm
+    examples = xquad_examples[:40]
+    preprocessor = SpanPreprocessor(keras_tokenizer, QA.max_sequence_length, QA.doc_stride,
+                                    QA.max_query_length)
+    pipeline = SpanWindowPipeline.from_examples(examples, preprocessor)
+    starts = [example.answers[0][1] for example in examples]
+    ends = [start + len(example.answers[0][0]) for start, example in zip(starts, examples)]
+    dataset = tf.data.Dataset.from_tensor_slices((
+        [example.question for example in examples], [example.context for example in examples],
+        np.asarray(starts, np.int64), np.asarray(ends, np.int64)))
+    windows = list(dataset.batch(16).map(preprocessor).unbatch().batch(1000).as_numpy_iterator())
+    assert len(windows) == 1
+    for key in ("token_ids", "segment_ids", "padding_mask", "start_positions", "end_positions",
+                "token_starts", "token_ends"):
+        np.testing.assert_array_equal(windows[0][key], pipeline.arrays[key], err_msg=key)
+        assert windows[0][key].shape[1:] == pipeline.arrays[key].shape[1:]

@@ -1,4 +1,5 @@
-"""Tests for tfmm.preprocessing.span_windows: offsets, keras-hub id agreement, windows."""
+"""Tests of the pure-Python oracle (tests/helpers/span_windows_oracle.py): offsets, keras-hub id
+agreement, windows. The graph path is tested against it in test_span_preprocessor.py."""
 
 import importlib.util
 import json

@@ -1,9 +1,9 @@
-"""SQuAD examples -> question-answering windows (graph preprocessing over tf.data) -> batches.
+"""SQuAD examples -> question-answering windows (the graph preprocessing) -> tf.data batches.
 
-The examples' strings go through `tf.data`, mapped by the graph preprocessing that the exported
-SavedModel also runs (`tfmm.preprocessing.span_preprocessor.SpanPreprocessor`), once; the windows
-are kept in memory, so that every epoch reshuffles them with a replayable order and the number of
-windows (steps per epoch) is known before training. `SpanWindowPipeline` has the interface of
+The examples' strings go once through the graph preprocessing that the exported SavedModel also
+runs (`tfmm.preprocessing.span_preprocessor.SpanPreprocessor`); the windows are kept in memory,
+so that every epoch reshuffles them with a replayable order and the number of windows (steps per
+epoch) is known before training. `SpanWindowPipeline` has the interface of
 `tfmm.data.dataset.ExamplePipeline` (`batches`, `steps_per_epoch`, `num_examples`), so
 `tfmm.training.trainer.Trainer` trains the span task with the same step, strategies, checkpoints
 and resumption as every other task. One example is one window (a question with one slice of its
@@ -30,7 +30,7 @@ from tfmm.preprocessing.span_preprocessor import (DECODING_KEYS, FEATURE_KEYS, T
 logger = logging.getLogger(__name__)
 
 # Questions per call of the graph preprocessing while the windows are made.
-QUESTIONS_PER_MAP = 64
+QUESTIONS_PER_CALL = 64
 
 
 def answer_character_spans(examples: Sequence) -> tuple:
@@ -49,7 +49,12 @@ def answer_character_spans(examples: Sequence) -> tuple:
 
 
 def make_window_arrays(examples: Sequence, preprocessor: SpanPreprocessor) -> dict:
-    """Runs the graph preprocessing over the examples in tf.data; the windows as numpy arrays.
+    """Runs the graph preprocessing over the examples, 64 questions a call; numpy arrays out.
+
+    The windows are made once and kept (see the module doc), so the traced preprocessing is
+    called directly on chunks of questions: the function a `ds.map(preprocessor)` would run, but
+    without instantiating a tf.data pipeline for one pass (about 1 s per pass, measured, against
+    0.1 s for the 816 XQuAD questions).
 
     Args:
         examples: `SquadExample`s (question_id, question, context, answers, is_impossible).
@@ -62,13 +67,14 @@ def make_window_arrays(examples: Sequence, preprocessor: SpanPreprocessor) -> di
     if not examples:
         raise ValueError("make_window_arrays: no examples to cut into windows")
     starts, ends = answer_character_spans(examples)
-    strings = tf.data.Dataset.from_tensor_slices((
-        tf.constant([example.question for example in examples], tf.string),
-        tf.constant([example.context for example in examples], tf.string), starts, ends))
-    windows = strings.batch(QUESTIONS_PER_MAP).map(preprocessor)
+    questions = tf.constant([example.question for example in examples], tf.string)
+    contexts = tf.constant([example.context for example in examples], tf.string)
     chunks = []
-    for batch_number, chunk in enumerate(windows.as_numpy_iterator()):
-        chunk["question_index"] = chunk["question_index"] + batch_number * QUESTIONS_PER_MAP
+    for first in range(0, len(examples), QUESTIONS_PER_CALL):
+        rows = slice(first, first + QUESTIONS_PER_CALL)
+        chunk = preprocessor.traced(questions[rows], contexts[rows], starts[rows], ends[rows])
+        chunk = {key: value.numpy() for key, value in chunk.items()}
+        chunk["question_index"] = chunk["question_index"] + first
         chunks.append(chunk)
     arrays = {key: np.concatenate([chunk[key] for chunk in chunks]) for key in chunks[0]}
     for question in np.unique(arrays["question_index"][~arrays["answer_in_context"]]):

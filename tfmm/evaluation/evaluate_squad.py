@@ -11,6 +11,7 @@ with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two 
     <name>_predictions.json  {question id: answer text}, the official predictions format
 """
 
+import functools
 import json
 import os
 
@@ -51,6 +52,24 @@ def read_squad_file(path: str, skip_invalid: bool = False) -> list:
 QUESTIONS_PER_DECODE = 256
 
 
+@functools.lru_cache(maxsize=8)
+def _traced_decoder(length: int, max_answer_length: int, version_2_with_negative: bool,
+                    null_score_threshold: float):
+    """`decode_spans` as a tf.function over window arrays, traced once per setting."""
+    signature = [tf.TensorSpec([None, length], tf.int32), tf.TensorSpec([None, length], tf.int32),
+                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, length], tf.float32),
+                 tf.TensorSpec([None, length], tf.float32), tf.TensorSpec([None], tf.string)]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def decode(token_starts, token_ends, question_index, start_logits, end_logits, contexts):
+        windows = {"token_starts": token_starts, "token_ends": token_ends,
+                   "question_index": question_index}
+        return decode_spans(windows, start_logits, end_logits, contexts, max_answer_length,
+                            version_2_with_negative, null_score_threshold)
+
+    return decode
+
+
 def decode_span_outputs(examples, pipeline: SpanWindowPipeline, outputs: dict, qa_config):
     """`decode_spans` over a pipeline's windows with the `qa` config's settings.
 
@@ -65,19 +84,9 @@ def decode_span_outputs(examples, pipeline: SpanWindowPipeline, outputs: dict, q
     """
     start_key, end_key = HEAD_KINDS["span"]
     decoding = pipeline.decoding_arrays()
-    length = pipeline.sequence_length
-    signature = [tf.TensorSpec([None, length], tf.int32), tf.TensorSpec([None, length], tf.int32),
-                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, length], tf.float32),
-                 tf.TensorSpec([None, length], tf.float32), tf.TensorSpec([None], tf.string)]
-
-    @tf.function(input_signature=signature, autograph=False)
-    def decode(token_starts, token_ends, question_index, start_logits, end_logits, contexts):
-        windows = {"token_starts": token_starts, "token_ends": token_ends,
-                   "question_index": question_index}
-        return decode_spans(windows, start_logits, end_logits, contexts,
-                            qa_config.max_answer_length, qa_config.version_2_with_negative,
-                            qa_config.null_score_threshold)
-
+    decode = _traced_decoder(pipeline.sequence_length, qa_config.max_answer_length,
+                             bool(qa_config.version_2_with_negative),
+                             float(qa_config.null_score_threshold))
     predictions, scores = {}, {}
     window_question = decoding["question_index"]
     for first in range(0, len(examples), QUESTIONS_PER_DECODE):

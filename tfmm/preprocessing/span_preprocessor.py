@@ -62,6 +62,17 @@ class SpanPreprocessor:
         self.max_sequence_length = int(max_sequence_length)
         self.doc_stride = int(doc_stride)
         self.max_query_length = int(max_query_length)
+        self._traced = None
+
+    @property
+    def traced(self):
+        """`__call__` with answers as a `tf.function` traced once (tracing takes seconds), to map
+        over tf.data batches of (question, context, answer_start, answer_end) again and again."""
+        if self._traced is None:
+            strings, integers = tf.TensorSpec([None], tf.string), tf.TensorSpec([None], tf.int64)
+            self._traced = tf.function(self.__call__, autograph=False,
+                                       input_signature=[strings, strings, integers, integers])
+        return self._traced
 
     def __call__(self, questions, contexts, answer_starts=None, answer_ends=None) -> dict:
         """Every window of every question.
@@ -86,7 +97,11 @@ class SpanPreprocessor:
         questions = tf.convert_to_tensor(questions, tf.string)
         contexts = tf.convert_to_tensor(contexts, tf.string)
         question_ids = tokenizer.tokenize(questions)[:, :self.max_query_length]
-        context_ids, context_starts, context_ends = tokenizer.tokenize_with_offsets(contexts)
+        # Questions on one paragraph share its context: tokenise each distinct context once.
+        unique_contexts, context_of_question = tf.unique(contexts, out_idx=tf.int64)
+        context_ids, context_starts, context_ends = (
+            tf.gather(tokens, context_of_question)
+            for tokens in tokenizer.tokenize_with_offsets(unique_contexts))
         question_lengths = question_ids.row_lengths()
         context_lengths = context_ids.row_lengths()
         window_lengths = length - question_lengths - 3
