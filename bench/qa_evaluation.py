@@ -45,6 +45,12 @@ def parse_args():
     return args
 
 
+def print_questions_per_second(throughput):
+    for name, values in throughput.items():
+        print(f"{name}: {median(values):.1f} questions/s (per-round {min(values):.1f}-"
+              f"{max(values):.1f})")
+
+
 def main():
     args = parse_args()
     import keras
@@ -150,9 +156,7 @@ def main():
           "questions; EM/F1 " + ", ".join(f"{name} {value['exact_match']:.2f}/{value['f1']:.2f}"
                                           for name, value in metrics.items()))
     throughput = interleave(whole, args.rounds)
-    for name, values in throughput.items():
-        print(f"{name}: {median(values):.1f} questions/s (per-round {min(values):.1f}-"
-              f"{max(values):.1f})")
+    print_questions_per_second(throughput)
     print(ratio_line("RATIO whole evaluation graph path / Python path",
                      paired_ratios(throughput["graph path"], throughput["Python path"])))
     print(ratio_line("RATIO SavedModel / Python path evaluation",
@@ -162,9 +166,7 @@ def main():
     parts = {"graph path": questions_per_second(graph_path, False),
              "Python path": questions_per_second(python_path, False)}
     throughput = interleave(parts, args.rounds)
-    for name, values in throughput.items():
-        print(f"{name}: {median(values):.1f} questions/s (per-round {min(values):.1f}-"
-              f"{max(values):.1f})")
+    print_questions_per_second(throughput)
     print(ratio_line("RATIO preprocessing + decoding graph path / Python path",
                      paired_ratios(throughput["graph path"], throughput["Python path"])))
     print(f"\ntotal {time.time() - started:.0f} s; {benchlib.machine_line()}")
