@@ -1,4 +1,5 @@
-"""Tests for tfmm.evaluation.span_decoding on hand-set logits and on real windows."""
+"""Tests of the pure-Python decoding oracle (tests/helpers/span_decoding_oracle.py) on hand-set
+logits and on real windows; the graph decoder is tested against it in test_span_preprocessor.py."""
 
 import json
 
@@ -6,13 +7,13 @@ import numpy as np
 import pytest
 
 from tfmm.data.squad import SquadExample
-from tfmm.evaluation.span_decoding import (
+from helpers.span_decoding_oracle import (
     candidates_to_json,
     decode_predictions,
     window_span_candidates,
 )
 from tfmm.evaluation.squad_metrics import evaluate_predictions
-from tfmm.preprocessing.span_windows import SpanWindow, WordPieceOffsetTokenizer, make_windows
+from helpers.span_windows_oracle import SpanWindow, WordPieceOffsetTokenizer, make_windows
 
 # A hand-made window of 12 slots: [CLS] q q [SEP] c0..c6 [SEP]; context "c0 c1 c2 c3 c4 c5 c6".
 LENGTH = 12
@@ -203,3 +204,66 @@ def test_round_trip_through_real_windows():
         use_max_context=True,
     )
     assert predictions == {example.question_id: example.answers[0][0] for example in examples}
+
+
+# --- The graph decoder (tfmm.evaluation.span_decoding.decode_spans) on the same hand cases -------
+
+
+def graph_decode(offsets_per_window, question_index, start_logits, end_logits, contexts, **kwargs):
+    import tensorflow as tf
+
+    from tfmm.evaluation.span_decoding import decode_spans
+
+    offsets = np.stack(offsets_per_window)
+    windows = {"token_starts": tf.constant(offsets[..., 0]), "token_ends":
+               tf.constant(offsets[..., 1]), "question_index": tf.constant(question_index)}
+    answers, scores = decode_spans(windows, tf.constant(np.stack(start_logits)),
+                                   tf.constant(np.stack(end_logits)), tf.constant(contexts),
+                                   **kwargs)
+    return [answer.decode("utf-8") for answer in answers.numpy()], scores.numpy().tolist()
+
+
+@pytest.mark.parametrize("start, end, max_answer_length, expected", [
+    ({5: 3.0, 6: 1.0}, {7: 2.0, 8: 4.0}, 30, ("c1 c2 c3 c4", 7.0)),  # best legal span
+    ({0: 9.0, 1: 9.0, 3: 9.0, 11: 9.0, 6: 1.0}, {0: 9.0, 2: 9.0, 3: 9.0, 11: 9.0, 7: 1.0}, 30,
+     ("c2 c3", 2.0)),  # [CLS], question, [SEP] and padding never answer
+    ({9: 5.0, 4: 1.0}, {5: 5.0, 9: 0.5}, 30, ("c0 c1", 6.0)),  # never ends before it starts
+    ({4: 5.0}, {10: 5.0, 6: 1.0}, 3, ("c0 c1 c2", 6.0)),  # (4, 10) is too long
+    ({4: 5.0}, {10: 5.0, 6: 1.0}, 7, ("c0 c1 c2 c3 c4 c5 c6", 10.0)),
+    ({}, {}, 30, ("c0", 0.0)),  # all tied: the earliest start, then the shortest span
+])
+def test_graph_decoder_on_hand_logits(start, end, max_answer_length, expected):
+    example = SquadExample("q1", "T", "q?", CONTEXT, (("c0", 0),), False)
+    oracle, _ = decode_predictions([example], [window("q1", 0)], logits(start)[None],
+                                   logits(end)[None], max_answer_length=max_answer_length)
+    answers, scores = graph_decode([hand_offsets()], [0], [logits(start)], [logits(end)],
+                                   [CONTEXT], max_answer_length=max_answer_length)
+    assert (answers[0], scores[0]) == pytest.approx(expected)
+    assert answers[0] == oracle["q1"]
+
+
+def test_graph_decoder_across_windows_questions_and_null_threshold():
+    long_context = CONTEXT + " c7 c8 c9"
+    shifted = np.full((LENGTH, 2), -1, dtype=np.int32)
+    for word, slot in enumerate(CONTEXT_SLOTS):
+        shifted[slot] = (3 * (word + 3), 3 * (word + 3) + 2)
+    # Question 0: two windows, the best span in the second; question 1: the null-score case.
+    start_logits = [logits({5: 2.0}), logits({8: 3.0}), logits({0: 4.0, 5: 1.0}),
+                    logits({0: 2.0, 6: 1.5})]
+    end_logits = [logits({6: 2.0}), logits({9: 3.0}), logits({0: 1.0, 5: 1.0}),
+                  logits({0: 1.0, 6: 1.0})]
+    offsets = [hand_offsets(), shifted, hand_offsets(), hand_offsets()]
+    answers, scores = graph_decode(offsets, [0, 0, 1, 1], start_logits, end_logits,
+                                   [long_context, CONTEXT], max_answer_length=30)
+    assert answers == ["c7 c8", "c2"] and scores == pytest.approx([6.0, 2.5])
+    for threshold, expected, score in [(0.0, "", 3.0), (0.49, "", 3.0), (0.5, "c2", 2.5)]:
+        answers, scores = graph_decode(offsets, [0, 0, 1, 1], start_logits, end_logits,
+                                       [long_context, CONTEXT], max_answer_length=30,
+                                       version_2_with_negative=True,
+                                       null_score_threshold=threshold)
+        assert answers[1] == expected and scores[1] == pytest.approx(score), threshold
+    # A window with no context token (an empty context) answers "" with score -inf.
+    no_context = np.full((LENGTH, 2), -1, dtype=np.int32)
+    answers, scores = graph_decode([no_context], [0], [logits({})], [logits({})], [""],
+                                   max_answer_length=30)
+    assert answers == [""] and scores == [float("-inf")]

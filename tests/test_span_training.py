@@ -45,14 +45,14 @@ def test_span_pipeline_batches(tmp_path):
     examples = load_squad_file(write_tiny_squad_file(tmp_path / "tiny.json"))
     pipeline = SpanWindowPipeline.from_examples(examples, TINY_VOCABULARY, max_sequence_length=16,
                                                 doc_stride=4, max_query_length=6)
-    assert pipeline.num_examples == len(pipeline.windows) > len(examples)  # several windows
+    assert pipeline.num_examples == len(pipeline.arrays["question_index"]) > len(examples)
     features, targets = next(iter(pipeline.batches(4)))
     assert set(features) == {"token_ids", "segment_ids", "padding_mask"}
     assert set(targets) == {"start_positions", "end_positions"}
     for value in list(features.values()) + list(targets.values()):
         assert value.dtype.name == "int32"
     assert features["token_ids"].shape == (4, 16) and targets["start_positions"].shape == (4,)
-    np.testing.assert_array_equal(features["token_ids"].numpy()[0], pipeline.windows[0].token_ids)
+    np.testing.assert_array_equal(features["token_ids"].numpy()[0], pipeline.arrays["token_ids"][0])
 
     def order(epoch, skip=0):
         batches = pipeline.batches(2, shuffle=True, seed=3, epoch=epoch, drop_remainder=True,

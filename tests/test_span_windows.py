@@ -1,4 +1,5 @@
-"""Tests for tfmm.preprocessing.span_windows: offsets, keras-hub id agreement, windows."""
+"""Tests of the pure-Python oracle (tests/helpers/span_windows_oracle.py): offsets, keras-hub id
+agreement, windows. The graph path is tested against it in test_span_preprocessor.py."""
 
 import importlib.util
 import json
@@ -9,7 +10,7 @@ import pytest
 
 from tfmm.data.squad import SquadExample, load_squad_file
 from tfmm.evaluation.squad_metrics import normalize_answer
-from tfmm.preprocessing.span_windows import (
+from helpers.span_windows_oracle import (
     WordPieceOffsetTokenizer,
     as_offset_tokenizer,
     make_windows,

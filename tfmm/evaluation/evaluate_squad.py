@@ -1,7 +1,9 @@
 """Scoring a question-answering model on SQuAD-format data: logits -> answers -> EM/F1 report.
 
-The model runs over every window (`tfmm.evaluation.predict.predict_dataset`), each question's
-answer is decoded from its windows (`tfmm.evaluation.span_decoding.decode_predictions`) and scored
+The windows come from the graph preprocessing (`tfmm.data.span_pipeline.SpanWindowPipeline`), the
+model runs over every window (`tfmm.evaluation.predict.predict_dataset`), each question's answer is
+decoded from its windows in the graph (`tfmm.evaluation.span_decoding.decode_spans`, the decoder of
+the exported SavedModel too) and scored
 with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two files are written:
 
     <name>_report.json       exact_match, f1, total (+ HasAns_* / NoAns_* for SQuAD v2.0), the
@@ -9,9 +11,11 @@ with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two 
     <name>_predictions.json  {question id: answer text}, the official predictions format
 """
 
+import functools
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tfmm.data.span_pipeline import SpanWindowPipeline
@@ -19,10 +23,9 @@ from tfmm.data.squad import SquadFormatError, load_squad_file
 from tfmm.errors import UserError
 from tfmm.evaluation.overlap_baseline import evaluate_overlap_baseline
 from tfmm.evaluation.predict import predict_dataset
-from tfmm.evaluation.span_decoding import decode_predictions
+from tfmm.evaluation.span_decoding import decode_spans
 from tfmm.evaluation.squad_metrics import evaluate_predictions, write_predictions
 from tfmm.models.heads.task_head import HEAD_KINDS
-from tfmm.preprocessing.span_windows import as_offset_tokenizer
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 
 
@@ -45,14 +48,59 @@ def read_squad_file(path: str, skip_invalid: bool = False) -> list:
         raise
 
 
+# Questions decoded per call (bounds the [windows, L, max_answer_length] span scores in memory).
+QUESTIONS_PER_DECODE = 256
+
+
+@functools.lru_cache(maxsize=8)
+def _traced_decoder(length: int, max_answer_length: int, version_2_with_negative: bool,
+                    null_score_threshold: float):
+    """`decode_spans` as a tf.function over window arrays, traced once per setting."""
+    signature = [tf.TensorSpec([None, length], tf.int32), tf.TensorSpec([None, length], tf.int32),
+                 tf.TensorSpec([None], tf.int32), tf.TensorSpec([None, length], tf.float32),
+                 tf.TensorSpec([None, length], tf.float32), tf.TensorSpec([None], tf.string)]
+
+    @tf.function(input_signature=signature, autograph=False)
+    def decode(token_starts, token_ends, question_index, start_logits, end_logits, contexts):
+        windows = {"token_starts": token_starts, "token_ends": token_ends,
+                   "question_index": question_index}
+        return decode_spans(windows, start_logits, end_logits, contexts, max_answer_length,
+                            version_2_with_negative, null_score_threshold)
+
+    return decode
+
+
 def decode_span_outputs(examples, pipeline: SpanWindowPipeline, outputs: dict, qa_config):
-    """`decode_predictions` over a pipeline's windows with the `qa` config's settings."""
+    """`decode_spans` over a pipeline's windows with the `qa` config's settings.
+
+    Args:
+        examples: the `SquadExample`s the pipeline was made from, in the same order.
+        pipeline: their `SpanWindowPipeline`.
+        outputs: {"start_logits", "end_logits"}: float [N, L] for the pipeline's N windows.
+        qa_config: `tfmm.config.QuestionAnsweringConfig` (max_answer_length, v2.0 settings).
+
+    Returns:
+        (predictions {question id: answer text}, scores {question id: float}).
+    """
     start_key, end_key = HEAD_KINDS["span"]
-    return decode_predictions(
-        examples, pipeline.windows, outputs[start_key], outputs[end_key],
-        n_best_size=qa_config.n_best_size, max_answer_length=qa_config.max_answer_length,
-        version_2_with_negative=qa_config.version_2_with_negative,
-        null_score_threshold=qa_config.null_score_threshold)
+    decoding = pipeline.decoding_arrays()
+    decode = _traced_decoder(pipeline.sequence_length, qa_config.max_answer_length,
+                             bool(qa_config.version_2_with_negative),
+                             float(qa_config.null_score_threshold))
+    predictions, scores = {}, {}
+    window_question = decoding["question_index"]
+    for first in range(0, len(examples), QUESTIONS_PER_DECODE):
+        chunk = examples[first:first + QUESTIONS_PER_DECODE]
+        rows = slice(*np.searchsorted(window_question, [first, first + len(chunk)]))
+        answers, chunk_scores = decode(
+            decoding["token_starts"][rows], decoding["token_ends"][rows],
+            window_question[rows] - first, np.asarray(outputs[start_key][rows], np.float32),
+            np.asarray(outputs[end_key][rows], np.float32),
+            tf.constant([example.context for example in chunk], tf.string))
+        for example, answer, score in zip(chunk, answers.numpy(), chunk_scores.numpy()):
+            predictions[example.question_id] = answer.decode("utf-8")
+            scores[example.question_id] = float(score)
+    return predictions, scores
 
 
 def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config, out_dir: str,
@@ -63,7 +111,7 @@ def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config
     Args:
         model: a span model (`tfmm.models.span_model.build_span_model`).
         examples: the `SquadExample`s.
-        pipeline: their windows (`SpanWindowPipeline.from_examples`, with windows kept).
+        pipeline: their windows (`SpanWindowPipeline.from_examples`).
         qa_config: the `tfmm.config.QuestionAnsweringConfig` (decoding settings).
         out_dir: folder of `<name>_report.json` and `<name>_predictions.json`.
         name: file prefix.
@@ -128,7 +176,7 @@ def evaluate_squad_run(run_dir: str, config, model, data_path: str, out_dir=None
     if any(example.is_impossible for example in examples) and not qa.version_2_with_negative:
         log(f"{data_path} has unanswerable (v2.0) questions but the run was trained with "
             "qa.version_2_with_negative false: they are scored, never predicted")
-    tokenizer = as_offset_tokenizer(load_bert_tokenizer(config.model.text_preset))
+    tokenizer = load_bert_tokenizer(config.model.text_preset)
     pipeline = SpanWindowPipeline.from_examples(examples, tokenizer, qa.max_sequence_length,
                                                 qa.doc_stride, qa.max_query_length)
     log(f"{data_path}: {len(examples)} questions, {pipeline.num_examples} windows")

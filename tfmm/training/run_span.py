@@ -19,7 +19,7 @@ from tfmm.evaluation.evaluate_squad import (SquadDataError, evaluate_span_model,
 from tfmm.export.span_serving import export_span_serving_model
 from tfmm.models.span_model import build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
-from tfmm.preprocessing.span_windows import as_offset_tokenizer
+from tfmm.preprocessing.span_preprocessor import SpanPreprocessor
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 from tfmm.training.run import (EXPORT_DIR, count_steps_per_epoch, save_keras_model, start_run,
                                write_run_info)
@@ -96,12 +96,10 @@ def run_span_training(config, log=print) -> dict:
         save_config(config, os.path.join(run_dir, "config.json"))
 
     tokenizer = load_bert_tokenizer(config.model.text_preset)
-    offset_tokenizer = as_offset_tokenizer(tokenizer)
-    window_sizes = (qa.max_sequence_length, qa.doc_stride, qa.max_query_length)
-    train_pipeline = SpanWindowPipeline.from_examples(train_examples, offset_tokenizer,
-                                                      *window_sizes)
-    eval_pipeline = SpanWindowPipeline.from_examples(eval_examples, offset_tokenizer,
-                                                     *window_sizes)
+    preprocessor = SpanPreprocessor(tokenizer, qa.max_sequence_length, qa.doc_stride,
+                                    qa.max_query_length)
+    train_pipeline = SpanWindowPipeline.from_examples(train_examples, preprocessor)
+    eval_pipeline = SpanWindowPipeline.from_examples(eval_examples, preprocessor)
     log(f"windows of {qa.max_sequence_length} tokens (stride {qa.doc_stride}): "
         f"{len(train_examples)} training questions -> {train_pipeline.num_examples} windows, "
         f"{len(eval_examples)} evaluation questions -> {eval_pipeline.num_examples} windows")

@@ -1,4 +1,8 @@
-"""WordPiece tokenisation with character offsets, and BERT question-answering windows.
+"""Test oracle (pure Python): WordPiece tokenisation with character offsets, and BERT QA windows.
+
+The graph path in tfmm (`tfmm.preprocessing.span_tokenizer`, `tfmm.preprocessing.span_preprocessor`)
+is what trains, evaluates and serves; this independent Python version of the same definition is
+kept only to test it against (tests/test_span_*.py) and as the old path in bench/qa_evaluation.py.
 
 keras-hub's `BertTokenizer` returns token ids but not where each token came from in the text. An
 extractive question-answering model predicts token positions, and the answer must be sliced from
@@ -137,9 +141,15 @@ def _case_fold(text: str) -> str:
 
 
 def _is_starter(character: str) -> bool:
-    """Whether canonical reordering/composition can never move marks across this character."""
+    """Whether canonical reordering/composition can never move marks across this character.
+
+    Marks of combining class 0 (e.g. the emoji variation selector U+FE0F, category Mn) are not
+    starters here either: they stay with the character before them, as in the graph tokenizer.
+    """
     if character.isascii():
         return True
+    if unicodedata.category(character).startswith("M"):
+        return False
     return unicodedata.combining(unicodedata.normalize("NFD", character)[0]) == 0
 
 
