@@ -191,7 +191,7 @@ def test_deterministic_and_seed_dependent(built, tmp_path):
     other = av_digits.build_av_digits(tmp_path / "b", seed=1)
     assert _read_rows(other["test_manifest"]) != test
     three = av_digits.build_av_digits(tmp_path / "b", seed=1, train_examples_per_recording=3)
-    assert three["num_train"] == 3 * len(train) // 2 and three["num_test"] == 600
+    assert three["num_train"] == 3 * len(train) // 4 and three["num_test"] == 600
     rewritten = av_digits.build_av_digits(tmp_path / "b", seed=0, overwrite=True)
     assert _read_rows(rewritten["test_manifest"]) == test
 

@@ -306,7 +306,7 @@ def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
 
 
-def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int = 0,
+def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int = 0,
                     overwrite: bool = False) -> dict:
     """Writes AV-digits QA under ``out_dir`` and returns where its manifests are.
 
