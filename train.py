@@ -11,10 +11,23 @@ instead (`tfmm.training.run_span`), e.g. `python train.py configs/xquad_minilm.p
 """
 
 import argparse
+import importlib.util
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def filter_native_stderr():
+    """Keeps TensorFlow's CUDA/oneDNN start-up lines off the terminal (tfmm/native_log_filter.py).
+
+    Loaded by path: `import tfmm` imports TensorFlow, which must come after the filter.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfmm", "native_log_filter.py")
+    spec = importlib.util.spec_from_file_location("tfmm_native_log_filter", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.filter_native_stderr()
 
 
 def parse_arguments(argv):
@@ -31,6 +44,9 @@ def parse_arguments(argv):
                         help="run only this stage of a multi-stage config (repeatable)")
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip invalid manifest rows (counted) instead of stopping")
+    parser.add_argument("--allow-config-change", action="store_true",
+                        help="resume a run folder whose saved config differs in fields that "
+                        "change the computation (recorded in its config_changes.json)")
     return parser.parse_args(argv)
 
 
@@ -46,35 +62,49 @@ def main(argv=None):
     if arguments.skip_invalid:
         overrides.append("data.skip_invalid=true")
 
-    from tfmm.config import load_stages
+    from tfmm.atomic_write import is_disk_full
+    from tfmm.config import ConfigError, load_stages
     from tfmm.errors import UserError
 
+    run_dir = None
     try:
         stages = load_stages(arguments.config, overrides)
         if arguments.stage:
+            names = [name for name, _ in stages]
+            unknown = [name for name in arguments.stage if name not in names]
+            if unknown:
+                raise ConfigError(f"{arguments.config}: --stage {', '.join(unknown)} names no "
+                                  f"stage; the stages are {', '.join(names)}")
             stages = [stage for stage in stages if stage[0] in arguments.stage]
         results = []
         for number, (name, config) in enumerate(stages, start=1):
+            run_dir = config.training.run_dir
             if len(stages) > 1:
                 print(f"=== stage {number}/{len(stages)}: {name} ({config.training.run_dir})")
-            results.append((name, config, run_stage(config)))
+            results.append((name, config, run_stage(config, arguments.allow_config_change)))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # a full disk outside tfmm's own writes (checkpoints, logs)
+        if not is_disk_full(error):
+            raise
+        print(f"error: {getattr(error, 'filename', None) or run_dir}: no space left on device",
+              file=sys.stderr)
         return 2
     if len(results) > 1:
         print(stage_table(results))
     return 0
 
 
-def run_stage(config) -> dict:
+def run_stage(config, allow_config_change: bool = False) -> dict:
     """Trains one config with the runner of its task."""
     if config.data.task == "span":
         from tfmm.training.run_span import run_span_training
 
-        return run_span_training(config) or {}
+        return run_span_training(config, allow_config_change=allow_config_change) or {}
     from tfmm.training.run import run_training
 
-    return run_training(config)
+    return run_training(config, allow_config_change=allow_config_change)
 
 
 def stage_table(results) -> str:
@@ -99,4 +129,5 @@ def stage_table(results) -> str:
 
 
 if __name__ == "__main__":
+    filter_native_stderr()
     sys.exit(main())

@@ -103,18 +103,47 @@ def test_referenced_files_exist_and_match_metadata(built):
 
 
 def test_splits_disjoint(built):
-    out, _, train, test = built
+    out, info, train, test = built
+    validation = _read_rows(info["validation_manifest"])
     train_imgs = set(os.listdir(os.path.join(out, "images", "train")))
+    validation_imgs = set(os.listdir(os.path.join(out, "images", "validation")))
     test_imgs = set(os.listdir(os.path.join(out, "images", "test")))
-    assert not train_imgs & test_imgs
-    assert len(train_imgs) + len(test_imgs) == 1797
+    assert not train_imgs & test_imgs and not validation_imgs & (train_imgs | test_imgs)
+    assert len(train_imgs) + len(validation_imgs) + len(test_imgs) == 1797
     assert abs(len(test_imgs) - 0.2 * 1797) < 10
-    assert all(r["image"].startswith("images/train/") for r in train)
-    assert all(r["image"].startswith("images/test/") for r in test)
+    assert abs(len(validation_imgs) - 0.08 * 0.8 * 1797) < 10
+    for split, rows in (("train", train), ("validation", validation), ("test", test)):
+        assert all(r["image"].startswith(f"images/{split}/") for r in rows)
     index = lambda r: int(r["audio"].rsplit("_", 1)[1][:-4])  # noqa: E731
     assert all(index(r) <= 4 for r in test)
-    assert all(index(r) >= 5 for r in train)
+    assert all(index(r) in (5, 6) for r in validation)
+    assert all(index(r) >= 7 for r in train)
     assert len({r["audio"] for r in test}) == 300
+    assert len({r["audio"] for r in validation}) == 120 and len(validation) == 240
+    # The encoders' own manifests hold the validation scans and recordings out as well.
+    for kind in ("image", "audio"):
+        seen = {split: {r[kind] for r in _read_rows(info[f"{kind}_digits_{split}_manifest"])}
+                for split in ("train", "validation", "test")}
+        assert not seen["validation"] & seen["train"] and not seen["validation"] & seen["test"]
+        assert seen["validation"] and not seen["train"] & seen["test"]
+
+
+def test_test_split_is_the_one_results_were_reported_on(built):
+    """The manifests the quickstart is scored on, byte for byte (seed 0): adding the
+    validation split (or any later change) must not move a test question."""
+    import hashlib
+
+    _, info, _, _ = built
+    expected = {
+        "test_manifest": "12f71e57a80529ccbf5f5350d9ab3c047d33c5f1fc0cc9e50eed29657cc53547",
+        "image_digits_test_manifest":
+            "cbd8d95394b2971a8bdc6089168e657494b9a15d45121b4505cf8adc539e05a0",
+        "audio_digits_test_manifest":
+            "f6ce4341046a8b4da2b4e9924fd464952ed9fb2574c642902bc93b32a9412aa9",
+    }
+    for key, digest in expected.items():
+        with open(info[key], "rb") as handle:
+            assert hashlib.sha256(handle.read()).hexdigest() == digest, key
 
 
 def test_labels_correct(built):
@@ -152,10 +181,43 @@ def test_deterministic_and_seed_dependent(built, tmp_path):
     assert _read_rows(again["test_manifest"]) == test
     with open(again["test_manifest"], "rb") as f1, open(info["test_manifest"], "rb") as f2:
         assert f1.read() == f2.read()
-    other = av_digits.build_av_digits(tmp_path / "a", seed=1)  # same dir: manifests rewritten
+    # Another seed over the same folder: stopped with one message, the written set kept as is.
+    before = {name: open(tmp_path / "a" / name, "rb").read()
+              for name in ("train.jsonl", "validation.jsonl", "test.jsonl")}
+    with pytest.raises(av_digits.DataSeedError, match=r"test\.jsonl: .* written with "
+                       r"data\.seed=0, not data\.seed=1; it is kept"):
+        av_digits.build_av_digits(tmp_path / "a", seed=1)
+    assert before == {name: open(tmp_path / "a" / name, "rb").read() for name in before}
+    other = av_digits.build_av_digits(tmp_path / "b", seed=1)
     assert _read_rows(other["test_manifest"]) != test
-    three = av_digits.build_av_digits(tmp_path / "a", seed=1, train_examples_per_recording=3)
-    assert three["num_train"] == 3 * len(train) // 2 and three["num_test"] == 600
+    three = av_digits.build_av_digits(tmp_path / "b", seed=1, train_examples_per_recording=3)
+    assert three["num_train"] == 3 * len(train) // 4 and three["num_test"] == 600
+    rewritten = av_digits.build_av_digits(tmp_path / "b", seed=0, overwrite=True)
+    assert _read_rows(rewritten["test_manifest"]) == test
+
+
+def test_a_run_seed_never_touches_written_data(built, tmp_path):
+    """training.seed is the run's; the data set is drawn with data.seed (prepare_data)."""
+    from tfmm.config import config_from_dict
+    from tfmm.training.run import prepare_data
+
+    out = tmp_path / "av"
+    def config(**sections):
+        values = {"data": {"builder": "av_digits", "train_manifest": str(out / "train.jsonl"),
+                           "test_manifest": str(out / "test.jsonl")}}
+        for section, fields in sections.items():
+            values.setdefault(section, {}).update(fields)
+        return config_from_dict(values)
+
+    prepare_data(config(training={"seed": 0}), log=lambda line: None)
+    written = open(out / "test.jsonl", "rb").read()
+    with open(built[1]["test_manifest"], "rb") as handle:
+        assert written == handle.read()
+    prepare_data(config(training={"seed": 3}), log=lambda line: None)
+    assert open(out / "test.jsonl", "rb").read() == written
+    with pytest.raises(av_digits.DataSeedError):
+        prepare_data(config(data={"seed": 3}), log=lambda line: None)
+    assert open(out / "test.jsonl", "rb").read() == written
 
 
 def test_default_data_dir(monkeypatch):

@@ -39,7 +39,8 @@ def test_json_config_round_trip(tmp_path):
 def test_unknown_key_is_an_error(tmp_path):
     path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"},
                                           "training": {"epoch": 3}})
-    with pytest.raises(ConfigError, match=r"unknown key 'training.epoch'.*Did you mean"):
+    with pytest.raises(ConfigError, match=r"unknown key 'training.epoch'.*Did you mean "
+                       r"\['training.epochs', 'training.steps_per_epoch'\]\?"):
         load_config(path)
 
 
@@ -104,3 +105,23 @@ def test_quickstart_and_ablation_configs_load():
     fused = dict(ablation)["fused"]
     assert fused.model.init_encoders_from == ("runs/av_digits/image_encoder",
                                               "runs/av_digits/audio_encoder")
+    # Every stage is watched on its validation split, never on its test split.
+    for name, config in quickstart:
+        assert config.data.validation_manifest, name
+        assert config.data.validation_manifest != config.data.test_manifest
+
+
+def test_tpu_notebook_reads_the_report_the_quickstart_writes():
+    import os
+    import re
+
+    from tfmm.config import load_stages
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with open(os.path.join(root, "notebooks", "tpu_quickstart.ipynb")) as handle:
+        notebook = json.load(handle)
+    code = "".join("".join(cell["source"]) for cell in notebook["cells"]
+                   if cell["cell_type"] == "code")
+    read = re.findall(r"open\(\"([^\"]*_report\.json)\"\)", code)
+    stages = dict(load_stages(os.path.join(root, "configs", "av_digits.py")))
+    assert read == [stages["fused"].training.run_dir + "/test_report.json"]

@@ -284,3 +284,31 @@ def test_predict_dataset_traces_once_per_model_and_frees_it():
     gc.collect()
     assert reference() is None
     assert len(_PREDICT_STEPS) <= cached_models  # its entry went with it
+
+
+def test_numeric_class_names_read_in_number_order():
+    names = ["0", "1", "10", "11", "18", "2", "3", "no", "yes"]  # the label vocabulary's order
+    assert [names[i] for i in metrics.reading_order(names)] == [
+        "0", "1", "2", "3", "10", "11", "18", "no", "yes"]
+    mixed = ["class10", "class9", "a"]
+    assert [mixed[i] for i in metrics.reading_order(mixed)] == ["a", "class9", "class10"]
+    labels = np.array([0, 1, 2, 5, 5])
+    probabilities = np.eye(len(names))[[0, 1, 2, 5, 6]]
+    report = metrics.classification_metrics(labels, probabilities, names)
+    assert list(report["per_class"]) == ["0", "1", "2", "3", "10", "11", "18", "no", "yes"]
+    counts, ordered = metrics.confusion_in_reading_order(report["confusion_matrix"], names)
+    assert ordered == ["0", "1", "2", "3", "10", "11", "18", "no", "yes"]
+    assert counts[ordered.index("2"), ordered.index("2")] == 1  # "2" is class index 5
+    assert counts[ordered.index("2"), ordered.index("3")] == 1  # predicted "3" (index 6)
+    multilabel = metrics.multilabel_metrics(np.eye(3)[[0, 1, 2, 0]], np.eye(3)[[0, 1, 2, 1]],
+                                            ["10", "2", "1"])
+    assert list(multilabel["per_class"]) == ["1", "2", "10"]
+
+
+def test_grouped_scores_list_groups_in_number_order():
+    from tfmm.evaluation.report import grouped_scores
+
+    groups = ["10", "2", "1", "2"]
+    outputs = np.eye(2)[[0, 1, 0, 0]]
+    scores = grouped_scores("multiclass", groups, outputs, np.array([0, 1, 1, 0]))
+    assert list(scores) == ["1", "2", "10"]

@@ -118,8 +118,8 @@ def test_checkpoint_index_names_only_complete_checkpoints(tiny_config):
     with open(data_file, "r+b") as handle:
         handle.truncate(os.path.getsize(data_file) // 2)
     lines.clear()
-    resumed = load_config(config_path, ["training.epochs=2"])
-    result = run_training(resumed, log=lines.append)
+    resumed = load_config(config_path, ["training.epochs=2"])  # more epochs: accepted change
+    result = run_training(resumed, log=lines.append, allow_config_change=True)
     assert any(line.startswith("cannot restore") and "ckpt-4" in line for line in lines), lines
     assert any(line.startswith("resumed from") and "ckpt-2" in line for line in lines), lines
     assert len(result["history"]["loss"]) == 2
@@ -130,7 +130,8 @@ def test_checkpoint_index_names_only_complete_checkpoints(tiny_config):
             with open(os.path.join(checkpoints, name), "r+b") as handle:
                 handle.truncate(10)
     with pytest.raises(CheckpointError, match="no checkpoint in .* can be restored"):
-        run_training(load_config(config_path, ["training.epochs=3"]), log=lines.append)
+        run_training(load_config(config_path, ["training.epochs=3"]), log=lines.append,
+                     allow_config_change=True)
 
 
 @pytest.mark.slow

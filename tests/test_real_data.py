@@ -34,7 +34,7 @@ def get_config():
     result = tiny.run_python(["train.py", str(config_path), "--set", "training.epochs=4"],
                              timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "cached the frozen text, audio encoder features of 3120 examples" in result.stdout
+    assert "cached the frozen text, audio encoder features of 5760 examples" in result.stdout
     audio = json.load(open(run_dir / "audio_encoder" / "test_report.json"))
     fused = json.load(open(run_dir / "text_audio" / "test_report.json"))
     assert audio["num_examples"] == 300 and fused["num_examples"] == 600

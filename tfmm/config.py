@@ -32,6 +32,7 @@ class DataConfig:
     validation_manifest: str = ""  # optional JSONL evaluated after each epoch.
     test_manifest: str = ""  # optional JSONL evaluated (and reported) after training.
     builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
+    seed: int = 0  # seed the builder draws the data set's rows with (never training.seed).
     # What the rows hold.
     task: str = "multiclass"  # "multiclass" | "multilabel" | "regression".
     modalities: tuple = ("text", "image", "audio")  # inputs the model reads.
@@ -261,7 +262,7 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
     target = getattr(config, section)
     known = {field.name: field for field in dataclasses.fields(target)}
     if key not in known:
-        close = [name for name in known if key in name or name in key]
+        close = [f"{section}.{name}" for name in known if key in name or name in key]
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
@@ -387,8 +388,7 @@ def _apply(config: Config, overrides) -> Config:
 
 
 def save_config(config: Config, path: str):
-    """Writes the config as JSON (the run folder's record of what ran)."""
-    import tensorflow as tf
+    """Writes the config as JSON (the run folder's record of what ran), atomically."""
+    from tfmm.atomic_write import write_json
 
-    with tf.io.gfile.GFile(path, "w") as handle:
-        json.dump(config.to_dict(), handle, indent=2)
+    write_json(path, config.to_dict())

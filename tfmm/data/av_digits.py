@@ -19,7 +19,9 @@ Question types:
 
 Splits: audio follows FSDD's convention (index 0-4 of each speaker and digit is test, the rest
 train); the image scans are split 80/20, stratified by digit, with a fixed seed, so train and
-test scans are disjoint and the same whatever ``seed`` the rows are drawn with.
+test scans are disjoint and the same whatever ``seed`` the rows are drawn with. The validation
+split is held out of the training side only (FSDD index 5-6, and 8% of the training scans, fixed
+seed), so the test split is the same as before the validation split existed.
 
 :func:`build_av_digits` writes the files and two JSON-lines manifests; see its docstring.
 The audio and the manifests derived from FSDD are under CC BY-SA 4.0 (see the README it writes
@@ -37,6 +39,9 @@ import zipfile
 import zlib
 
 import numpy as np
+
+from tfmm.data.av_digits_readme import readme_text
+from tfmm.errors import UserError
 
 __all__ = [
     "ANSWER_CLASSES",
@@ -83,8 +88,16 @@ DEFAULT_DATA_DIR = os.path.join("data", "generated", "av_digits")
 FSDD_TEST_MAX_INDEX = 4  # FSDD: recordings with index 0-4 are the test split
 IMAGE_TEST_FRACTION = 0.2
 IMAGE_SPLIT_SEED = 20240601  # fixed: the image split does not depend on `seed`
+VALIDATION_RECORDING_INDICES = (5, 6)  # FSDD training recordings held out for validation
+IMAGE_VALIDATION_FRACTION = 0.08  # share of the training scans held out for validation
+IMAGE_VALIDATION_SEED = 20261201
+BUILD_INFO_FILE = "build_info.json"
 _FSDD_NAME = re.compile(r"(?:.*/)?(\d)_([a-z]+)_(\d+)\.wav$")
-_SPLITS = ("train", "test")
+_SPLITS = ("train", "test", "validation")  # the position seeds each split's rows
+
+
+class DataSeedError(UserError):
+    """A written data set drawn with another seed than the one asked for."""
 
 
 def default_data_dir() -> str:
@@ -130,7 +143,8 @@ def _read_fsdd_zip() -> tuple[zipfile.ZipFile, list[dict]]:
             "digit": digit,
             "speaker": speaker,
             "index": index,
-            "split": "test" if index <= FSDD_TEST_MAX_INDEX else "train",
+            "split": ("test" if index <= FSDD_TEST_MAX_INDEX else
+                      "validation" if index in VALIDATION_RECORDING_INDICES else "train"),
         })
     recs.sort(key=lambda r: r["file"])
     if not recs:
@@ -147,16 +161,26 @@ def _load_scans() -> tuple[np.ndarray, np.ndarray]:
 
 
 def image_split(labels: np.ndarray) -> dict[str, np.ndarray]:
-    """Stratified 80/20 split of scan indices with a fixed seed: {"train": idx, "test": idx}."""
+    """Stratified split of scan indices with fixed seeds: {"train", "validation", "test": idx}.
+
+    80/20 train/test first (unchanged since before the validation split existed), then 8% of
+    the training scans of each digit become validation.
+    """
     rng = np.random.default_rng(IMAGE_SPLIT_SEED)
-    train, test = [], []
+    validation_rng = np.random.default_rng(IMAGE_VALIDATION_SEED)
+    train, validation, test = [], [], []
     for digit in range(10):
         idx = np.flatnonzero(labels == digit)
         idx = idx[rng.permutation(len(idx))]
         n_test = int(round(len(idx) * IMAGE_TEST_FRACTION))
         test.extend(idx[:n_test].tolist())
-        train.extend(idx[n_test:].tolist())
-    return {"train": np.array(sorted(train)), "test": np.array(sorted(test))}
+        rest = np.sort(idx[n_test:])
+        rest = rest[validation_rng.permutation(len(rest))]
+        n_validation = int(round(len(rest) * IMAGE_VALIDATION_FRACTION))
+        validation.extend(rest[:n_validation].tolist())
+        train.extend(rest[n_validation:].tolist())
+    return {"train": np.array(sorted(train)), "validation": np.array(sorted(validation)),
+            "test": np.array(sorted(test))}
 
 
 def _png_gray8(img: np.ndarray) -> bytes:
@@ -258,32 +282,55 @@ def _write_if_changed(path: str, data: bytes) -> None:
         _atomic_write(path, data)
 
 
+def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int) -> None:
+    """Raises DataSeedError when out_dir's test.jsonl was drawn with another seed than `seed`."""
+    path = os.path.join(out_dir, "test.jsonl")
+    if not os.path.exists(path):
+        return
+    with open(path, "rb") as f:
+        if f.read() == test_manifest:
+            return
+    written = "another seed"
+    try:
+        with open(os.path.join(out_dir, BUILD_INFO_FILE)) as f:
+            written = f"data.seed={json.load(f)['seed']}"
+    except (OSError, ValueError, KeyError):
+        pass
+    raise DataSeedError(
+        f"{path}: the AV-digits data set there was written with {written}, not data.seed={seed}; "
+        f"it is kept as it is. Set data.seed to the seed it was written with, or write the other "
+        f"data set to another folder (data.train_manifest/validation_manifest/test_manifest)")
+
+
 def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
 
 
-def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int = 0,
+def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int = 0,
                     overwrite: bool = False) -> dict:
     """Writes AV-digits QA under ``out_dir`` and returns where its manifests are.
 
     Files (images and audio written only if missing, or always with ``overwrite=True``):
 
-    - ``images/{train,test}/digit_{i}.png``: scikit-learn digits scan ``i`` (0..16 scaled to
+    - ``images/{train,validation,test}/digit_{i}.png``: scikit-learn digits scan ``i`` (0..16 to
       0..255), 8x8 grayscale PNG;
     - ``audio/{digit}_{speaker}_{index}.wav``: the FSDD recordings, unchanged, from the packaged zip;
-    - ``train.jsonl``, ``test.jsonl``: one JSON object per line with keys ``id``, ``text``
-      (the question), ``image`` and ``audio`` (paths relative to ``out_dir``), ``label`` (answer),
+    - ``train.jsonl``, ``validation.jsonl``, ``test.jsonl``: one JSON object per line with keys
+      ``id``, ``text`` (the question), ``image`` and ``audio`` (paths relative to ``out_dir``),
+      ``label`` (answer),
       ``question_type``, ``written_digit``, ``spoken_digit``, ``speaker``;
     - ``README.md``: what the data is, and the credits/licences.
 
-    Every recording of a split gives ``train_examples_per_recording`` rows (the test split always 2),
+    Every recording of a split gives ``train_examples_per_recording`` rows (validation and test 2),
     each with a random scan of the same split and a question; question types are balanced, and the
     "spoken_larger" rows are about half "yes". Rows depend only on ``seed`` and the row count.
     The manifests and README (cheap, and dependent on the arguments) are rewritten whenever their
     content differs from what is on disk; images and audio are the same for every ``seed``.
+    A folder whose ``test.jsonl`` was drawn with another ``seed`` is kept (DataSeedError), unless
+    ``overwrite=True``; ``build_info.json`` records the seed.
 
-    Returns ``{"train_manifest", "test_manifest", "num_train", "num_test"}`` plus the paths of
-    the single-modality digit manifests ``{image,audio}_digits_{train,test}_manifest``
+    Returns ``{split}_manifest`` and ``num_{split}`` for split in train, validation, test, plus
+    the single-modality digit manifests ``{image,audio}_digits_{split}_manifest``
     (``image_digits_train.jsonl``: one row per scan, label = the written digit; likewise audio).
     """
     if train_examples_per_recording < 1:
@@ -311,11 +358,17 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int
             if overwrite or not os.path.exists(path):
                 _atomic_write(path, zf.read(rec["member"]))
 
-    # Manifests
+    # Manifests. The test rows are checked first: a data set drawn with another seed stays.
+    rows_by_split = {split: _make_rows(split, [r for r in recs if r["split"] == split],
+                                       split_idx[split], labels,
+                                       train_examples_per_recording if split == "train" else 2,
+                                       seed)
+                     for split in _SPLITS}
+    if not overwrite:
+        _check_same_seed(out_dir, _jsonl(rows_by_split["test"]), seed)
     result = {}
     for split in _SPLITS:
-        per = train_examples_per_recording if split == "train" else 2
-        rows = _make_rows(split, [r for r in recs if r["split"] == split], split_idx[split], labels, per, seed)
+        rows = rows_by_split[split]
         path = os.path.join(out_dir, f"{split}.jsonl")
         _write_if_changed(path, _jsonl(rows))
         result[f"{split}_manifest"] = path
@@ -330,45 +383,10 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 2, seed: int
             kind_path = os.path.join(out_dir, f"{kind}_digits_{split}.jsonl")
             _write_if_changed(kind_path, _jsonl(kind_rows))
             result[f"{kind}_digits_{split}_manifest"] = kind_path
+    _write_if_changed(os.path.join(out_dir, BUILD_INFO_FILE), json.dumps(
+        {"seed": seed, "train_examples_per_recording": train_examples_per_recording}).encode())
 
     counts = {s: sum(1 for r in recs if r["split"] == s) for s in _SPLITS}
-    readme = _readme(counts, {s: len(split_idx[s]) for s in _SPLITS}, result)
+    readme = readme_text(counts, {s: len(split_idx[s]) for s in _SPLITS}, result)
     _write_if_changed(os.path.join(out_dir, "README.md"), readme.encode("utf-8"))
     return result
-
-
-def _readme(rec_counts: dict, scan_counts: dict, result: dict) -> str:
-    return f"""# AV-digits QA (generated by tfmm.data.av_digits)
-
-Offline quickstart data for tfmm: every example pairs a handwritten digit image, a spoken digit
-recording and a question about them; the answer is one of "0".."18", "yes", "no".
-
-- `images/train/`, `images/test/`: 8x8 grayscale PNGs of handwritten digits
-  ({scan_counts['train']} train / {scan_counts['test']} test scans; stratified by digit, fixed seed,
-  disjoint). `digit_{{i}}.png` is scan `i` of scikit-learn's `load_digits()`, 0..16 scaled to 0..255.
-- `audio/`: {rec_counts['train'] + rec_counts['test']} WAV recordings (mono, 16-bit, 8 kHz) from the
-  Free Spoken Digit Dataset, named `{{digit}}_{{speaker}}_{{index}}.wav`; index 0-4 is the test split
-  ({rec_counts['test']} files), the rest train ({rec_counts['train']} files).
-- `train.jsonl` ({result['num_train']} rows), `test.jsonl` ({result['num_test']} rows): one JSON
-  object per line: `id`, `text` (question), `image`, `audio` (paths relative to this folder),
-  `label` (answer), `question_type` (written / spoken / sum / spoken_larger), `written_digit`,
-  `spoken_digit`, `speaker`. "Is the spoken digit larger" answers "no" when the digits are equal.
-
-## Credits and licences
-
-**Audio: Free Spoken Digit Dataset (FSDD)**, by Zohar Jackson (Jakobovski) and contributors,
-https://github.com/Jakobovski/free-spoken-digit-dataset, licensed under Creative Commons
-Attribution-ShareAlike 4.0 International (CC BY-SA 4.0,
-https://creativecommons.org/licenses/by-sa/4.0/). tfmm ships a subset (all test recordings and
-part of the training recordings, unchanged); see `tfmm/data/assets/FSDD_LICENSE.md` in the tfmm
-package. The `audio/` files and the manifests `train.jsonl` / `test.jsonl`, which are derived from
-them, are distributed under CC BY-SA 4.0 with this credit.
-
-**Images: Optical Recognition of Handwritten Digits** (the UCI ML hand-written digits data set, as
-shipped in scikit-learn as `sklearn.datasets.load_digits`), by E. Alpaydin and C. Kaynak, 1998,
-UCI Machine Learning Repository,
-https://archive.ics.uci.edu/ml/datasets/Optical+Recognition+of+Handwritten+Digits. References:
-C. Kaynak (1995), Methods of Combining Multiple Classifiers and Their Applications to Handwritten
-Digit Recognition, MSc thesis, Bogazici University; E. Alpaydin, C. Kaynak (1998), Cascading
-Classifiers, Kybernetika.
-"""

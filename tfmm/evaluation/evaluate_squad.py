@@ -12,12 +12,12 @@ with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two 
 """
 
 import functools
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
+from tfmm.atomic_write import write_json
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import SquadFormatError, load_squad_file
 from tfmm.errors import UserError
@@ -134,8 +134,7 @@ def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config
     predictions_path = os.path.join(out_dir, f"{name}_predictions.json")
     write_predictions(predictions_path, predictions)
     report["predictions_file"] = os.path.basename(predictions_path)
-    with tf.io.gfile.GFile(os.path.join(out_dir, f"{name}_report.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
+    write_json(os.path.join(out_dir, f"{name}_report.json"), report)
     return report
 
 

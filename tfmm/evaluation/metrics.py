@@ -10,10 +10,31 @@ Example:
     json.dump(report, file)
 """
 
+import re
 from typing import Optional, Sequence
 
 import numpy as np
 from sklearn import metrics as sklearn_metrics
+
+
+def reading_order(names: Sequence[str]) -> list:
+    """Indices of `names` in the order a person reads them: numbers by value ("2" before "10"),
+    runs of digits inside names likewise ("class2" before "class10"), other text alphabetically.
+
+    Reports and plots list classes in this order; the model's class indices stay as they are.
+    """
+    def key(index):
+        parts = re.split(r"(\d+)", str(names[index]))
+        return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in parts if part]
+
+    return sorted(range(len(names)), key=key)
+
+
+def confusion_in_reading_order(confusion_matrix, class_names: Sequence[str]):
+    """(C x C counts, names) with rows and columns both permuted into `reading_order`."""
+    order = reading_order(class_names)
+    counts = np.asarray(confusion_matrix)[np.ix_(order, order)]
+    return counts, [str(class_names[index]) for index in order]
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
@@ -36,9 +57,10 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
             "auroc": mean one-vs-rest ROC AUC over the classes present in the labels, or None
                 with an "auroc_note" when fewer than 2 classes are present.
             "per_class": {name: {"precision", "recall", "f1", "support"}} for every class name
-                (0.0 where a ratio is undefined, e.g. precision of a class never predicted).
+                (0.0 where a ratio is undefined, e.g. precision of a class never predicted),
+                in `reading_order`.
             "confusion_matrix": C x C list of counts, rows = true class, columns = predicted,
-                over all class names.
+                over all class names in index order.
 
     Raises:
         ValueError: If the shapes disagree, there are no examples, or a label is out of range.
@@ -82,9 +104,9 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         report["auroc"] = float(np.mean(per_class_auroc))
 
     report["per_class"] = {
-        name: {"precision": float(precision[index]), "recall": float(recall[index]),
-               "f1": float(f1[index]), "support": int(support[index])}
-        for index, name in enumerate(class_names)}
+        class_names[index]: {"precision": float(precision[index]), "recall": float(recall[index]),
+                             "f1": float(f1[index]), "support": int(support[index])}
+        for index in reading_order(class_names)}
     confusion = sklearn_metrics.confusion_matrix(labels, predictions, labels=all_classes)
     report["confusion_matrix"] = confusion.astype(int).tolist()
     return report
@@ -165,10 +187,10 @@ def multilabel_metrics(labels: np.ndarray, probabilities: np.ndarray,
             f"{num_classes} classes: {skipped}.")
 
     report["per_class"] = {
-        name: {"precision": float(precision[index]), "recall": float(recall[index]),
-               "f1": float(f1[index]), "support": int(support[index]),
-               "auroc": per_class_auroc[index]}
-        for index, name in enumerate(class_names)}
+        class_names[index]: {"precision": float(precision[index]), "recall": float(recall[index]),
+                             "f1": float(f1[index]), "support": int(support[index]),
+                             "auroc": per_class_auroc[index]}
+        for index in reading_order(class_names)}
     return report
 
 

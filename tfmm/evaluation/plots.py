@@ -19,6 +19,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from tfmm.atomic_write import write_bytes
+from tfmm.evaluation.metrics import confusion_in_reading_order
+
 _DOTS_PER_INCH = 120
 
 
@@ -27,7 +30,8 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
     """Draws a confusion matrix with the counts in the cells.
 
     The cell colour is the count divided by its row total (the share of that true class), so
-    classes of different sizes are comparable; the number printed is the raw count. Figure and
+    classes of different sizes are comparable; the number printed is the raw count. Rows and
+    columns are drawn in `reading_order` of the names ("2" before "10"). Figure and
     font sizes scale with the number of classes so that up to about 25 classes stay readable.
 
     Args:
@@ -49,6 +53,7 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
     if counts.shape != (num_classes, num_classes):
         raise ValueError(f"`confusion_matrix` must be C x C with C = len(class_names) = "
                          f"{num_classes}. Received shape: {counts.shape}")
+    counts, class_names = confusion_in_reading_order(counts, class_names)
     row_totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, row_totals, out=np.zeros(counts.shape, dtype=np.float64),
                        where=row_totals > 0)
@@ -238,12 +243,11 @@ def _clip(value: float, low: float, high: float) -> float:
 
 
 def _write_figure(figure: Figure, path: str) -> str:
-    """Renders `figure` to PNG and writes it to `path` through tf.io.gfile."""
+    """Renders `figure` to PNG and writes it to `path` (temporary name, then renamed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DOTS_PER_INCH)
     directory = os.path.dirname(path)
     if directory and not tf.io.gfile.exists(directory):
         tf.io.gfile.makedirs(directory)
-    with tf.io.gfile.GFile(path, "wb") as file:
-        file.write(buffer.getvalue())
+    write_bytes(path, buffer.getvalue())
     return path

@@ -1,12 +1,12 @@
 """The evaluation report: metrics JSON plus the plots a person looks at."""
 
-import json
 import os
 
 import tensorflow as tf
 
+from tfmm.atomic_write import write_json
 from tfmm.evaluation.metrics import (classification_metrics, multilabel_metrics,
-                                     regression_metrics)
+                                     reading_order, regression_metrics)
 from tfmm.evaluation.plots import (plot_confusion_matrix, plot_regression_scatter,
                                    plot_training_curves)
 from tfmm.evaluation.predict import predict_dataset, to_probabilities
@@ -57,8 +57,7 @@ def evaluate_pipeline(model, pipeline, task: str, labels, out_dir: str, batch_si
         plots["training_curves"] = plot_training_curves(
             history, os.path.join(out_dir, "training_curves.png"))
     report["plots"] = {key: os.path.basename(path) for key, path in plots.items()}
-    with tf.io.gfile.GFile(os.path.join(out_dir, f"{name}_report.json"), "w") as handle:
-        json.dump(report, handle, indent=2)
+    write_json(os.path.join(out_dir, f"{name}_report.json"), report)
     return report
 
 
@@ -86,7 +85,8 @@ def grouped_scores(task: str, groups, outputs, targets) -> dict:
 
     groups = np.asarray([str(group) for group in groups])
     scores = {}
-    for group in sorted(set(groups.tolist())):
+    names = sorted(set(groups.tolist()))
+    for group in [names[index] for index in reading_order(names)]:
         chosen = groups == group
         if task == "multiclass":
             value = float(np.mean(outputs[chosen].argmax(-1) == targets[chosen]))

@@ -238,6 +238,7 @@ def write_predictions(path: str, predictions: Mapping[str, str]) -> None:
     parent = path.rsplit("/", 1)[0] if "/" in path else ""
     if parent and not tf.io.gfile.exists(parent):
         tf.io.gfile.makedirs(parent)
-    with tf.io.gfile.GFile(path, "w") as file:
-        file.write(json.dumps(dict(predictions), ensure_ascii=False, indent=2, sort_keys=True))
-        file.write("\n")
+    from tfmm.atomic_write import write_bytes
+
+    text = json.dumps(dict(predictions), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
+    write_bytes(path, text.encode("utf-8"))

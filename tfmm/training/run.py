@@ -1,12 +1,12 @@
 """A whole run, top to bottom: config -> data -> model -> training loop -> evaluation -> export."""
 
-import json
 import os
 import shutil
 
 import keras
 import tensorflow as tf
 
+from tfmm.atomic_write import atomic_directory, atomic_path, write_json
 from tfmm.config import ConfigError, save_config
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import read_manifest_for_config
@@ -17,6 +17,7 @@ from tfmm.models.encoder_transfer import load_encoder_weights
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.training.feature_cache import cache_frozen_features
+from tfmm.training.resume_check import check_resume_config
 from tfmm.training.strategy import (create_strategy, is_chief, set_mixed_precision,
                                     synchronize_batch_norm)
 from tfmm.training.trainer import Trainer
@@ -48,7 +49,12 @@ def check_run_dir(run_dir: str, minimum_free_bytes: int = 500 * 2**20):
 
 
 def prepare_data(config, log=print):
-    """Writes a bundled data set when the config names one and its manifests are missing."""
+    """Writes a bundled data set when the config names one and its manifests are missing.
+
+    The rows are drawn with `data.seed`, never `training.seed`: a run's seed does not touch
+    written data. A data set already written with another `data.seed` is kept and the run stops
+    (`tfmm.data.av_digits.DataSeedError`).
+    """
     data = config.data
     if not data.builder:
         return
@@ -59,7 +65,7 @@ def prepare_data(config, log=print):
     out_dir = os.path.dirname(data.train_manifest) or "."
     if not (tf.io.gfile.exists(data.train_manifest) and tf.io.gfile.exists(data.test_manifest)):
         log(f"writing the AV-digits QA data set to {out_dir}")
-    build_av_digits(out_dir, seed=config.training.seed)
+    build_av_digits(out_dir, seed=data.seed)
 
 
 def read_manifests(config, log=print):
@@ -117,23 +123,25 @@ def count_steps_per_epoch(config, pipeline, what: str) -> int:
 
 def write_run_info(run_dir: str, info: dict):
     """run_info.json: what evaluate.py needs to know about a run (labels, task, sizes)."""
-    with tf.io.gfile.GFile(os.path.join(run_dir, RUN_INFO_FILE), "w") as handle:
-        json.dump(info, handle, indent=2)
+    write_json(os.path.join(run_dir, RUN_INFO_FILE), info)
 
 
 def save_keras_model(model, run_dir: str, log=print):
     """The trained model as run_dir/model.keras (reloads without custom_objects)."""
     path = os.path.join(run_dir, MODEL_FILE)
-    model.save(path)
+    with atomic_path(path) as partial:
+        model.save(partial)
     log(f"saved {path}")
 
 
-def run_training(config, log=print) -> dict:
+def run_training(config, log=print, allow_config_change: bool = False) -> dict:
     """Trains, evaluates on the test manifest and exports, as the config says.
 
     Args:
         config: a validated `tfmm.config.Config`.
         log: function taking one line of text.
+        allow_config_change: resume a run folder whose saved config differs in fields that
+            change the computation (tfmm/training/resume_check.py); otherwise that stops.
 
     Returns:
         {"run_dir", "history", "test_report" (or None), "export_dir" (or None), "model" (the
@@ -143,6 +151,7 @@ def run_training(config, log=print) -> dict:
     run_dir = training.run_dir
     strategy, chief = start_run(config, log)
     replicas = strategy.num_replicas_in_sync
+    check_resume_config(config, run_dir, allow_config_change, chief, log)
     if chief:
         save_config(config, os.path.join(run_dir, "config.json"))
 
@@ -204,7 +213,9 @@ def run_training(config, log=print) -> dict:
         export_dir = os.path.join(run_dir, EXPORT_DIR)
         preprocessor_for_export = MultimodalPreprocessor.from_data_config(
             config.data, config.model.text_preset)
-        export_serving_model(model, preprocessor_for_export, task, labels, export_dir)
+        # Written beside and renamed: TF Serving never sees a half-written version.
+        with atomic_directory(export_dir) as partial_dir:
+            export_serving_model(model, preprocessor_for_export, task, labels, partial_dir)
         log(f"exported the serving SavedModel to {export_dir}")
         result["export_dir"] = export_dir
     return result

@@ -11,6 +11,7 @@ import time
 
 import tensorflow as tf
 
+from tfmm.atomic_write import atomic_directory
 from tfmm.config import save_config
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import load_tfds_squad, split_by_article
@@ -23,6 +24,7 @@ from tfmm.preprocessing.span_preprocessor import SpanPreprocessor
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 from tfmm.training.run import (EXPORT_DIR, count_steps_per_epoch, save_keras_model, start_run,
                                write_run_info)
+from tfmm.training.resume_check import check_resume_config
 from tfmm.training.trainer import Trainer
 
 EVAL_NAME = "eval"
@@ -70,12 +72,13 @@ def load_span_examples(config, log=print) -> tuple:
                                f"{qa.train_file} (held-out articles)")
 
 
-def run_span_training(config, log=print) -> dict:
+def run_span_training(config, log=print, allow_config_change: bool = False) -> dict:
     """Trains, evaluates and exports a question-answering model as the config says.
 
     Args:
         config: a validated `tfmm.config.Config` with data.task "span".
         log: function taking one line of text.
+        allow_config_change: see `tfmm.training.run.run_training`.
 
     Returns:
         {"run_dir", "history", "eval_report" (or None off the chief), "export_dir" (or None),
@@ -92,6 +95,7 @@ def run_span_training(config, log=print) -> dict:
     if (qa.tfds_version == "v2.0" or has_impossible) and not qa.version_2_with_negative:
         log("the data has unanswerable (SQuAD v2.0) questions: qa.version_2_with_negative on")
         qa.version_2_with_negative = True
+    check_resume_config(config, run_dir, allow_config_change, chief, log)
     if chief:
         save_config(config, os.path.join(run_dir, "config.json"))
 
@@ -130,7 +134,8 @@ def run_span_training(config, log=print) -> dict:
     result["eval_report"] = report
     if training.export:
         export_dir = os.path.join(run_dir, EXPORT_DIR)
-        export_span_serving_model(model, tokenizer, qa, export_dir)
+        with atomic_directory(export_dir) as partial_dir:
+            export_span_serving_model(model, tokenizer, qa, partial_dir)
         log(f"exported the serving SavedModel (question, context -> answer, score) to "
             f"{export_dir}")
         result["export_dir"] = export_dir
