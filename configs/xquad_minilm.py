@@ -48,7 +48,6 @@ def get_config():
             "doc_stride": 128,
             "max_query_length": 64,
             "max_answer_length": 30,
-            "n_best_size": 20,
         },
         "training": {
             "run_dir": "runs/xquad_minilm",

@@ -310,7 +310,8 @@ def test_two_workers_on_loopback_agree_and_only_the_chief_writes(tiny_config, tm
         assert code == 0, output[-4000:]
     outputs = [output for _, output in results]
     for output in outputs:  # (MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy)
-        assert "with 2 replica(s); global batch 8 = 2 x 4 per replica" in output, output[-4000:]
+        expected = "over 2 workers (2 replicas); global batch 8 = 2 x 4 per replica"
+        assert expected in output, output[-4000:]
 
     chief, worker = (np.load(path) for path in weights)
     assert int(chief["replicas"]) == int(worker["replicas"]) == 2

@@ -69,7 +69,7 @@ def _oracle(model, tokenizer, examples, qa):
                 for key in ("token_ids", "segment_ids", "padding_mask")}
     outputs = model.predict(features, batch_size=8, verbose=0)
     return decode_predictions(examples, windows, outputs["start_logits"], outputs["end_logits"],
-                              n_best_size=qa.n_best_size, max_answer_length=qa.max_answer_length,
+                              n_best_size=20, max_answer_length=qa.max_answer_length,
                               version_2_with_negative=qa.version_2_with_negative,
                               null_score_threshold=qa.null_score_threshold)
 

@@ -131,7 +131,6 @@ class QuestionAnsweringConfig:
     max_query_length: int = 64  # questions are cut to this many tokens.
     # Decoding.
     max_answer_length: int = 30  # longest answer in tokens.
-    n_best_size: int = 20  # candidate spans kept per window and question.
     version_2_with_negative: bool = False  # allow "no answer" (SQuAD v2.0).
     null_score_threshold: float = 0.0  # "" when null score - best span score exceeds this.
 
@@ -214,8 +213,7 @@ class Config:
     def _validate_span(self) -> "Config":
         qa = self.qa
         _check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
-        for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length",
-                    "n_best_size"):
+        for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length"):
             if getattr(qa, key) <= 0:
                 raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
         if qa.max_query_length > qa.max_sequence_length - 4:

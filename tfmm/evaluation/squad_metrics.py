@@ -187,8 +187,9 @@ def find_best_null_threshold(examples: Sequence, decoded: Mapping, metric: str =
 
     Args:
         examples: the `SquadExample`s.
-        decoded: {question id: {"best_text": str, "score_difference": float}} as returned in
-            the details of `tfmm.evaluation.span_decoding.decode_predictions`.
+        decoded: {question id: {"best_text": str, "score_difference": float}}, e.g. from the
+            test oracle's `decode_predictions` details (tfmm's evaluation does not tune the
+            threshold yet: `qa.null_score_threshold` is set in the config).
         metric: "f1" or "exact_match".
 
     Returns:

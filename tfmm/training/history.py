@@ -13,6 +13,8 @@ import os
 
 import tensorflow as tf
 
+from tfmm.atomic_write import write_json
+
 HISTORY_FILE = "history.json"
 INFERENCE_PREFIX = "train_inference_"
 # Training-mode and inference-mode scores further apart than this get a warning.
@@ -24,13 +26,9 @@ def history_path(run_dir: str) -> str:
 
 
 def write_history(run_dir: str, records: list) -> None:
-    """Writes the records aside, then renames them over the file: a kill never leaves a
-    half-written history."""
-    path = history_path(run_dir)
-    partial = path + ".partial"
-    with tf.io.gfile.GFile(partial, "w") as handle:
-        json.dump(records, handle, indent=1)
-    tf.io.gfile.rename(partial, path, overwrite=True)
+    """Writes the records aside, then renames them over the file (`tfmm.atomic_write`): a kill
+    never leaves a half-written history, a full disk is one error line."""
+    write_json(history_path(run_dir), records, indent=1)
 
 
 def load_history(run_dir: str) -> list:

@@ -18,8 +18,8 @@ from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.training.feature_cache import cache_frozen_features
 from tfmm.training.resume_check import check_resume_config
-from tfmm.training.strategy import (create_strategy, is_chief, set_mixed_precision,
-                                    synchronize_batch_norm)
+from tfmm.training.strategy import (create_strategy, describe_strategy, is_chief,
+                                    set_mixed_precision, synchronize_batch_norm)
 from tfmm.training.trainer import Trainer
 
 MODEL_FILE = "model.keras"
@@ -101,7 +101,7 @@ def start_run(config, log=print):
     set_mixed_precision(training.mixed_precision)
     strategy = create_strategy(training.strategy, training.tpu)
     replicas = strategy.num_replicas_in_sync
-    log(f"strategy {type(strategy).__name__} with {replicas} replica(s); global batch "
+    log(f"strategy {describe_strategy(strategy)}; global batch "
         f"{config.data.batch_size} = {replicas} x {config.data.batch_size // replicas} per "
         f"replica; peak learning rate {training.learning_rate} for the global batch (not scaled "
         f"with the replica count); mixed precision {training.mixed_precision}")
