@@ -10,6 +10,7 @@ import importlib
 # Every module that defines a `@keras.saving.register_keras_serializable(package="tfmm")` class
 # (tests/test_package_import.py checks the list against the source).
 SERIALIZABLE_MODULES = (
+    "tfmm.models.encoder_features",
     "tfmm.models.pooling",
     "tfmm.models.random_shift",
     "tfmm.models.image_encoder",

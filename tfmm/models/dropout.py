@@ -16,6 +16,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from tfmm.models.class_swap import swapped_class
+
 
 class ThreefryDropout(keras.layers.Dropout):
     """`keras.layers.Dropout` whose mask comes from `tf.random.stateless_uniform(alg="threefry")`.
@@ -58,10 +60,5 @@ def threefry_dropout(model: keras.layers.Layer):
     # `_flatten_layers` is how Keras itself walks nested layers (weights, summaries).
     layers = [layer for layer in model._flatten_layers(include_self=True, recursive=True)
               if type(layer) is keras.layers.Dropout]
-    for layer in layers:
-        layer.__class__ = ThreefryDropout
-    try:
-        yield len(layers)
-    finally:
-        for layer in layers:
-            layer.__class__ = keras.layers.Dropout
+    with swapped_class(layers, ThreefryDropout) as count:
+        yield count

@@ -15,6 +15,8 @@ import contextlib
 import keras
 import tensorflow as tf
 
+from tfmm.models.class_swap import swapped_class
+
 
 class ReplicaSeedGenerator(keras.random.SeedGenerator):
     """A `SeedGenerator` whose `next()` seed is folded with the replica id (in a replica context
@@ -52,10 +54,5 @@ def replica_random_streams(model: keras.layers.Layer):
     """
     generators = [generator for generator in seed_generators(model)
                   if type(generator) is keras.random.SeedGenerator]
-    for generator in generators:
-        generator.__class__ = ReplicaSeedGenerator
-    try:
-        yield len(generators)
-    finally:
-        for generator in generators:
-            generator.__class__ = keras.random.SeedGenerator
+    with swapped_class(generators, ReplicaSeedGenerator) as count:
+        yield count
