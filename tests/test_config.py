@@ -69,6 +69,8 @@ def test_type_and_value_errors(tmp_path):
         load_config(path, ["data.image_size=16"])
     with pytest.raises(ConfigError, match=r"divisible by `model.fusion_num_heads`"):
         load_config(path, ["model.projection_dim=30"])
+    with pytest.raises(ConfigError, match=r"`data.num_targets` must be >= 1 .* Received: 0"):
+        load_config(path, ["data.num_targets=0"])  # before any data is written or read
     with pytest.raises(ConfigError, match=r"config file not found"):
         load_config(str(tmp_path / "missing.py"))
 

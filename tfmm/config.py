@@ -205,6 +205,9 @@ class Config:
                                   "cannot use `data.text_length_buckets`; set one of them off")
         if data.task == "span":
             return self._validate_span()
+        if data.num_targets < 1:
+            raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression target). "
+                              f"Received: {data.num_targets}")
         if not data.train_manifest and not data.builder:
             raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
                               "(or `data.builder`).")
