@@ -49,7 +49,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from train import filter_native_stderr  # train.py's imports do not load TensorFlow
+    from train import quiet_tensorflow_start_up  # train.py's imports do not load TensorFlow
 
-    filter_native_stderr()
+    quiet_tensorflow_start_up()
     sys.exit(main())

@@ -18,16 +18,19 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def filter_native_stderr():
-    """Keeps TensorFlow's CUDA/oneDNN start-up lines off the terminal (tfmm/native_log_filter.py).
-
-    Loaded by path: `import tfmm` imports TensorFlow, which must come after the filter.
-    """
+def native_log_filter():
+    """tfmm/native_log_filter.py, loaded by path: `import tfmm` imports TensorFlow, whose
+    start-up the filter must wrap."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tfmm", "native_log_filter.py")
     spec = importlib.util.spec_from_file_location("tfmm_native_log_filter", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.filter_native_stderr()
+    return module
+
+
+def quiet_tensorflow_start_up():
+    """Keeps TensorFlow's CUDA/oneDNN start-up lines off the terminal (tfmm/native_log_filter.py)."""
+    native_log_filter().quiet_tensorflow_start_up()
 
 
 def parse_arguments(argv):
@@ -129,5 +132,5 @@ def stage_table(results) -> str:
 
 
 if __name__ == "__main__":
-    filter_native_stderr()
+    quiet_tensorflow_start_up()
     sys.exit(main())

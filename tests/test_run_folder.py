@@ -194,7 +194,7 @@ def test_native_start_up_noise_is_filtered_and_everything_else_kept():
         "import os, sys\n"
         "sys.argv = ['train.py']\n"
         "import train\n"
-        "train.filter_native_stderr()\n"
+        "train.native_log_filter().filter_native_stderr()\n"
         f"for line in {NOISE_LINES!r}:\n"
         "    os.write(2, (line + '\\n').encode())\n"
         "os.write(2, b'W0000 00:00:1796149849.774226    8223 assert_op.cc:39] Ignoring Assert\\n')\n"
@@ -207,3 +207,21 @@ def test_native_start_up_noise_is_filtered_and_everything_else_kept():
     assert result.stderr.splitlines() == [
         "E0000 00:00:1796149849.774226    8223 x.cc:9] a native error",
                                           "error: x.json:1: a tfmm error"]
+
+
+def test_after_start_up_native_lines_reach_the_terminal_directly():
+    """The filter covers TensorFlow's start-up only: the start-up noise is gone, and the last line
+    of a process that aborts afterwards (no thread left to forward it) still reaches stderr."""
+    script = (
+        "import os, sys\n"
+        "sys.argv = ['train.py']\n"
+        "import train\n"
+        "train.quiet_tensorflow_start_up()\n"
+        "os.write(2, b'F0000 00:00:1796149849.774226    8223 x.cc:9] a fatal native error\\n')\n"
+        "os.abort()\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=tiny.REPO_ROOT, timeout=120, env=tiny.subprocess_env())
+    assert result.returncode != 0
+    assert "a fatal native error" in result.stderr
+    assert not [line for line in result.stderr.splitlines()
+                if "cuInit" in line or "oneDNN custom operations" in line], result.stderr

@@ -10,8 +10,12 @@ absl ignores the variable until it is initialised. `filter_native_stderr` routes
 through a pipe and drops those two kinds of lines; everything else (Python tracebacks, tfmm's
 `error:` lines, TensorFlow's native errors) passes through unchanged.
 
-Only the command-line scripts install it (`python train.py`, `python evaluate.py`); importing
-tfmm changes nothing. Nothing here imports TensorFlow.
+Only the command-line scripts use it (`python train.py`, `python evaluate.py`), and only for
+TensorFlow's start-up (`quiet_tensorflow_start_up`: the import and the first look at the
+devices, where every such line comes from); then descriptor 2 is the terminal again, so a native
+error or a fatal abort's last line reaches it directly (a filtering thread could not forward the
+last words of a process that aborts). Importing tfmm changes nothing. Nothing here imports
+TensorFlow at module level.
 """
 
 import atexit
@@ -50,10 +54,14 @@ def quiet_environment():
 
 
 def filter_native_stderr():
-    """Drops `is_noise` lines from everything written to descriptor 2 by this process.
+    """Drops `is_noise` lines from everything written to descriptor 2 by this process, until the
+    returned function is called (or the process exits).
 
-    A thread forwards the other lines as they come; at exit the descriptor is restored and the
-    thread drained, so the last lines (a traceback, an `error:` line) are never lost.
+    A thread forwards the other lines as they come; restoring the descriptor drains the thread,
+    so the lines written so far (a traceback, an `error:` line) are never lost.
+
+    Returns:
+        A function that restores descriptor 2 (None when there was nothing to redirect).
     """
     quiet_environment()
     try:
@@ -65,7 +73,7 @@ def filter_native_stderr():
         original = os.dup(2)
         read_end, write_end = os.pipe()
     except (OSError, AttributeError):  # no descriptors to redirect (an embedded interpreter)
-        return
+        return None
     os.dup2(write_end, 2)
     os.close(write_end)
 
@@ -78,12 +86,32 @@ def filter_native_stderr():
     thread = threading.Thread(target=forward, name="native-stderr-filter", daemon=True)
     thread.start()
 
+    restored = []
+
     def restore():
+        if restored:
+            return
+        restored.append(True)
         try:
             sys.stderr.flush()
         except (OSError, ValueError):
             pass
         os.dup2(original, 2)  # closes the pipe's last write end: the thread sees its end
         thread.join(timeout=5)
+        os.close(original)
 
     atexit.register(restore)
+    return restore
+
+
+def quiet_tensorflow_start_up():
+    """Imports TensorFlow and looks at the devices (where the start-up lines are printed) with
+    `is_noise` lines dropped, then gives descriptor 2 back to the terminal."""
+    restore = filter_native_stderr()
+    try:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+        tf.config.list_physical_devices()
+    finally:
+        if restore is not None:
+            restore()
