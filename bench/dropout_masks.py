@@ -60,10 +60,10 @@ def main():
         trainer = Trainer(model, config, tf.distribute.get_strategy(), 100,
                           config.training.run_dir, log=lambda line: None)
         for _ in range(2):  # trace + compile, warm up
-            float(trainer._train_step((features, targets))[0])
+            float(trainer.train_step((features, targets))[0])
 
         def run():
-            return benchlib.timed(lambda: float(trainer._train_step((features, targets))[0]))
+            return benchlib.timed(lambda: float(trainer.train_step((features, targets))[0]))
         return run
 
     variants = {name: compiled_step(name) for name in ("threefry", "keras", "no dropout")}

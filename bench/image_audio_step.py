@@ -127,7 +127,7 @@ def main():
             if dtype == "float32" and jit:
                 flops["float32"] = profiler_flops(model, features, targets)
             begin = time.perf_counter()
-            float(trainer._train_step((features, targets))[0])
+            float(trainer.train_step((features, targets))[0])
             compile_seconds[name] = time.perf_counter() - begin
             trainers[name] = (trainer, dtype)
         if modality == "audio":
@@ -140,7 +140,7 @@ def main():
                               tf.distribute.get_strategy(), 100, config.training.run_dir,
                               log=lambda line: None)
             begin = time.perf_counter()
-            float(trainer._train_step((features, targets))[0])
+            float(trainer.train_step((features, targets))[0])
             compile_seconds[name] = time.perf_counter() - begin
             trainers[name] = (trainer, "float32")
         set_mixed_precision("none")
@@ -153,7 +153,7 @@ def main():
             def run():
                 begin = time.perf_counter()
                 for _ in range(steps):
-                    float(trainer._train_step((features, targets))[0])
+                    float(trainer.train_step((features, targets))[0])
                 return (time.perf_counter() - begin) / steps
             return run
 

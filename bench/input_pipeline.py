@@ -297,7 +297,7 @@ def main():
             def run():
                 begin = time.perf_counter()
                 for _ in range(steps):
-                    loss, _ = trainer._train_step(next_batch())
+                    loss, _ = trainer.train_step(next_batch())
                     float(loss)
                 return (time.perf_counter() - begin) / steps
             return run
@@ -308,7 +308,7 @@ def main():
         def from_memory():
             begin = time.perf_counter()
             for item in in_memory:
-                loss, _ = trainer._train_step(item)
+                loss, _ = trainer.train_step(item)
                 float(loss)
             return (time.perf_counter() - begin) / len(in_memory)
 

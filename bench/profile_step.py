@@ -124,13 +124,13 @@ def main():
     trainer = Trainer(model, config, tf.distribute.get_strategy(), 100, config.training.run_dir,
                       log=lambda line: None)
     for _ in range(2):
-        float(trainer._train_step((features, targets))[0])  # compile, warm up
+        float(trainer.train_step((features, targets))[0])  # compile, warm up
     logdir = tempfile.mkdtemp(prefix="tfmm-bench-trace-")
     tf.profiler.experimental.start(logdir, options=tf.profiler.experimental.ProfilerOptions(
         host_tracer_level=3))
     begin = time.perf_counter()
     for _ in range(args.steps):
-        float(trainer._train_step((features, targets))[0])
+        float(trainer.train_step((features, targets))[0])
     wall = time.perf_counter() - begin
     tf.profiler.experimental.stop()
 

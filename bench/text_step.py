@@ -272,7 +272,7 @@ def main():
                     item = batches[position[0] % len(batches)]
                     position[0] += 1
                     begin = time.perf_counter()
-                    loss, _ = trainer._train_step(item)  # the Trainer's own compiled step
+                    loss, _ = trainer.train_step(item)  # the Trainer's own compiled step
                     float(loss)  # the Trainer reads the loss every step
                     seconds += time.perf_counter() - begin
                 return seconds / args.steps

@@ -87,7 +87,7 @@ def test_trainer_draws_masks_as_configured(tmp_path, masks, expected):
     trainer = Trainer(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
                       log=lambda line: None)
     seen.clear()
-    loss, _ = trainer._train_step(({"x": tf.ones((4, 8))}, tf.constant([0, 1, 2, 0])))
+    loss, _ = trainer.train_step(({"x": tf.ones((4, 8))}, tf.constant([0, 1, 2, 0])))
     assert np.isfinite(float(loss))
     assert seen and all(kind is expected for kind in seen), seen
     assert type(dropout) is keras.layers.Dropout

@@ -47,7 +47,7 @@ def overflow_step(strategy, out_path, replicas, clip_norm):
     values[-1] = 60000.0  # float16's largest value is 65504: the last replica overflows
     batch = tf.data.Dataset.from_tensors(({"x": values}, np.zeros(2 * replicas, np.int64)))
     for distributed in strategy.experimental_distribute_dataset(batch):
-        loss, _ = trainer._train_step(distributed)
+        loss, _ = trainer.train_step(distributed)
     after = [weight.numpy() for weight in model.trainable_weights]
     set_mixed_precision("none")
     return {"loss_finite": bool(np.isfinite(float(loss))),

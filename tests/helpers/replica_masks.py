@@ -127,7 +127,7 @@ def trainer_step(strategy, run_dir):
     before = model.get_layer("per_feature").kernel.numpy().copy()
     batch = tf.data.Dataset.from_tensors(({"x": tf.ones((2, 2000))}, tf.constant([0, 0])))
     for distributed in strategy.experimental_distribute_dataset(batch):
-        trainer._train_step(distributed)
+        trainer.train_step(distributed)
     after = model.get_layer("per_feature").kernel.numpy()
     return float(np.mean(np.abs(after - before) > 1e-4))
 

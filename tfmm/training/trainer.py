@@ -60,6 +60,10 @@ class Trainer:
         steps_per_epoch: optimizer steps per epoch.
         run_dir: folder for checkpoints, TensorBoard logs and history.
         log: function taking one line of text (print by default).
+
+    `trainer.train_step(batch)` is one optimizer step on a (distributed) batch `(features,
+    targets)` and returns the loss and score summed over its examples: the step `fit` runs,
+    public for benchmarks and tests that time or probe it.
     """
 
     def __init__(self, model, config, strategy, steps_per_epoch: int, run_dir: str, log=print):
@@ -104,7 +108,7 @@ class Trainer:
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
             max_to_keep=config.training.keep_checkpoints)
         self.history = load_history(run_dir)
-        self._train_step = self._build_train_step()
+        self.train_step = self._build_train_step()
 
     # ----------------------------------------------------------------------------------------
     def _build_train_step(self):
@@ -281,7 +285,7 @@ class Trainer:
             started = time.time()
             step = first_step
             for batch in distributed:
-                loss, score = self._train_step(batch)
+                loss, score = self.train_step(batch)
                 loss, score = float(loss), float(score)
                 step += 1
                 global_step = epoch * self.steps_per_epoch + step
