@@ -126,3 +126,20 @@ def test_bucket_config_is_checked():
     with pytest.raises(ConfigError, match="text_length_buckets"):
         config_from_dict({"data": {"train_manifest": "x.jsonl", "modalities": ["audio"],
                                    "text_length_buckets": [8]}}).validate()
+
+
+def test_bucket_lengths_are_the_packed_lengths(tiny_preset, bucketed):
+    """The lengths counted before packing (shared with the cut-text note), capped at the
+    sequence length, are what the packer's padding mask holds."""
+    import tensorflow as tf
+
+    from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+    data, _, cut = bucketed
+    preprocessor = MultimodalPreprocessor.from_data_config(data, tiny_preset)
+    texts = [row.text or "" for row in cut.manifest.rows]
+    packed = preprocessor.text_preprocessor(tf.constant(texts))
+    mask_lengths = tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy()
+    np.testing.assert_array_equal(cut.text_lengths, mask_lengths)
+    # A cut text fills the whole sequence (a text of exactly that length fills it uncut).
+    assert cut.num_cut_texts <= int(np.sum(mask_lengths == data.text_sequence_length))

@@ -69,11 +69,15 @@ class ExamplePipeline:
         modalities = preprocessor.modalities
         self.num_cut_texts = 0
         if "text" in modalities:
-            texts = [row.text for row in manifest.rows if row.text]
-            self.num_cut_texts = count_cut_texts(preprocessor, texts)
+            # One tokenisation serves the cut-text note and the length buckets.
+            sequence_length = preprocessor.text_sequence_length
+            token_counts = text_token_counts(preprocessor,
+                                             [row.text or "" for row in manifest.rows])
+            self.num_cut_texts = int(np.sum(token_counts > sequence_length))
             if self.num_cut_texts:
-                log(f"{manifest.path}: {self.num_cut_texts} of {len(texts)} texts are longer than "
-                    f"data.text_sequence_length={preprocessor.text_sequence_length} tokens "
+                present = sum(1 for row in manifest.rows if row.text)
+                log(f"{manifest.path}: {self.num_cut_texts} of {present} texts are longer than "
+                    f"data.text_sequence_length={sequence_length} tokens "
                     "([CLS] and [SEP] included) and are cut")
         self.bucket_boundaries = ()
         if text_length_buckets:
@@ -82,8 +86,7 @@ class ExamplePipeline:
                                  f"{list(modalities)}")
             self.bucket_boundaries = bucket_boundaries(text_length_buckets,
                                                        preprocessor.text_sequence_length)
-            self.text_lengths = text_lengths(preprocessor,
-                                             [row.text or "" for row in manifest.rows])
+            self.text_lengths = np.minimum(token_counts, preprocessor.text_sequence_length)
         columns = {}
         if "text" in modalities:
             columns["text"] = [row.text or "" for row in manifest.rows]
@@ -194,29 +197,21 @@ def bucket_boundaries(buckets, sequence_length: int) -> tuple:
                  ) + (int(sequence_length),)
 
 
-def text_lengths(preprocessor, texts, chunk: int = 4096) -> np.ndarray:
-    """Tokens per packed text ([CLS] and [SEP] included, cut at the sequence length)."""
-    lengths = []
-    for start in range(0, len(texts), chunk):
-        packed = preprocessor.text_preprocessor(tf.constant(texts[start:start + chunk]))
-        lengths.append(tf.reduce_sum(tf.cast(packed["padding_mask"], tf.int32), axis=1).numpy())
-    return np.concatenate(lengths) if lengths else np.zeros([0], np.int32)
+def text_token_counts(preprocessor, texts, chunk: int = 4096) -> np.ndarray:
+    """WordPiece tokens per text with [CLS] and [SEP], before the packer cuts them to
+    `text_sequence_length`, counted with the preprocessor's own tokenizer.
 
-
-def count_cut_texts(preprocessor, texts, chunk: int = 4096) -> int:
-    """How many texts have more WordPiece tokens than fit the preprocessor's
-    `text_sequence_length` with [CLS] and [SEP] (those the packer cuts), counted with its own
-    tokenizer."""
+    Returns:
+        int64 [len(texts)].
+    """
     tokenizer = preprocessor.text_preprocessor.tokenizer
-    room = preprocessor.text_sequence_length - 2
-    count = 0
+    counts = []
     for start in range(0, len(texts), chunk):
         tokens = tokenizer(tf.constant(texts[start:start + chunk]))
         # keras-hub gives a RaggedTensor, or in eager mode a list of token lists.
-        lengths = (tokens.row_lengths().numpy() if isinstance(tokens, tf.RaggedTensor)
-                   else np.asarray([len(row) for row in tokens]))
-        count += int(np.sum(lengths > room))
-    return count
+        counts.append(tokens.row_lengths().numpy() if isinstance(tokens, tf.RaggedTensor)
+                      else np.asarray([len(row) for row in tokens], np.int64))
+    return np.concatenate(counts) + 2 if counts else np.zeros([0], np.int64)
 
 
 def _bucket_index(features, boundaries):
