@@ -188,12 +188,16 @@ NOISE_LINES = [
 ]
 
 
+def run_after_importing_train(lines: str, timeout: int = 60):
+    """Runs `lines` in a fresh Python that has imported train.py (as `train`)."""
+    script = "import os, sys\nsys.argv = ['train.py']\nimport train\n" + lines
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=tiny.REPO_ROOT, timeout=timeout, env=tiny.subprocess_env())
+
+
 def test_native_start_up_noise_is_filtered_and_everything_else_kept():
     """What train.py and evaluate.py install before TensorFlow loads, on descriptor 2."""
-    script = (
-        "import os, sys\n"
-        "sys.argv = ['train.py']\n"
-        "import train\n"
+    result = run_after_importing_train(
         "train.native_log_filter().filter_native_stderr()\n"
         f"for line in {NOISE_LINES!r}:\n"
         "    os.write(2, (line + '\\n').encode())\n"
@@ -201,8 +205,6 @@ def test_native_start_up_noise_is_filtered_and_everything_else_kept():
         "os.write(2, b'E0000 00:00:1796149849.774226    8223 x.cc:9] a native error\\n')\n"
         "print('error: x.json:1: a tfmm error', file=sys.stderr)\n"
         "raise SystemExit(3)\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=tiny.REPO_ROOT, timeout=60, env=tiny.subprocess_env())
     assert result.returncode == 3
     assert result.stderr.splitlines() == [
         "E0000 00:00:1796149849.774226    8223 x.cc:9] a native error",
@@ -212,15 +214,10 @@ def test_native_start_up_noise_is_filtered_and_everything_else_kept():
 def test_after_start_up_native_lines_reach_the_terminal_directly():
     """The filter covers TensorFlow's start-up only: the start-up noise is gone, and the last line
     of a process that aborts afterwards (no thread left to forward it) still reaches stderr."""
-    script = (
-        "import os, sys\n"
-        "sys.argv = ['train.py']\n"
-        "import train\n"
+    result = run_after_importing_train(
         "train.quiet_tensorflow_start_up()\n"
         "os.write(2, b'F0000 00:00:1796149849.774226    8223 x.cc:9] a fatal native error\\n')\n"
-        "os.abort()\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            cwd=tiny.REPO_ROOT, timeout=120, env=tiny.subprocess_env())
+        "os.abort()\n", timeout=120)
     assert result.returncode != 0
     assert "a fatal native error" in result.stderr
     assert not [line for line in result.stderr.splitlines()
