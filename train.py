@@ -6,7 +6,7 @@ SavedModel. Example, the offline quickstart:
 
     python train.py configs/av_digits.py
 
-A config with `data.task = "span"` trains extractive question answering on SQuAD-format data
+A config with `data.task = "qa"` trains extractive question answering on SQuAD-format data
 instead (`tfmm.training.run_span`), e.g. `python train.py configs/xquad_minilm.py`.
 """
 
@@ -101,7 +101,7 @@ def main(argv=None):
 
 def run_stage(config, allow_config_change: bool = False) -> dict:
     """Trains one config with the runner of its task."""
-    if config.data.task == "span":
+    if config.data.task == "qa":
         from tfmm.training.run_span import run_span_training
 
         return run_span_training(config, allow_config_change=allow_config_change) or {}

@@ -57,7 +57,7 @@ def main():
                 if isinstance(layer, keras.layers.Dropout):
                     layer.rate = 0.0
         config.training.dropout_masks = "threefry" if variant == "threefry" else "keras"
-        trainer = Trainer(model, config, tf.distribute.get_strategy(), 100,
+        trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 100,
                           config.training.run_dir, log=lambda line: None)
         for _ in range(2):  # trace + compile, warm up
             float(trainer.train_step((features, targets))[0])

@@ -67,11 +67,12 @@ def profiler_flops(model, batch_inputs, targets, task="multiclass"):
     import tensorflow as tf
     from tensorflow.python.profiler import model_analyzer, option_builder
 
-    from tfmm.models.heads.task_losses import per_example_loss
+    from tfmm.tasks import get_task
 
     def gradients(features, labels):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(per_example_loss(task, labels, model(features, training=True)))
+            loss = tf.reduce_mean(get_task(task).per_example_loss(
+                labels, model(features, training=True)))
         return tape.gradient(loss, model.trainable_variables)
 
     specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), (batch_inputs, targets))
@@ -122,7 +123,7 @@ def main():
             config.training.mixed_precision = "bfloat16" if dtype == "bfloat16" else "none"
             config.training.run_dir = tempfile.mkdtemp(prefix="tfmm-bench-step-")
             model = build_multimodal_model(config, 10)
-            trainer = Trainer(model, config, tf.distribute.get_strategy(), 100,
+            trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 100,
                               config.training.run_dir, log=lambda line: None)
             if dtype == "float32" and jit:
                 flops["float32"] = profiler_flops(model, features, targets)
@@ -136,7 +137,7 @@ def main():
             config.training.jit_compile, config.training.mixed_precision = "true", "none"
             config.training.run_dir = tempfile.mkdtemp(prefix="tfmm-bench-step-")
             name = BEFORE_POOLING
-            trainer = Trainer(with_keras_max_pooling(trainers["float32 XLA on"][0].model), config,
+            trainer = Trainer.from_config(with_keras_max_pooling(trainers["float32 XLA on"][0].model), config,
                               tf.distribute.get_strategy(), 100, config.training.run_dir,
                               log=lambda line: None)
             begin = time.perf_counter()

@@ -272,7 +272,7 @@ def main():
         model = build_multimodal_model(config, len(manifest.labels))
         strategy = tf.distribute.get_strategy()
         steps_per_epoch = cached.steps_per_epoch(batch, drop_remainder=True)
-        trainer = Trainer(model, config, strategy, steps_per_epoch, config.training.run_dir,
+        trainer = Trainer.from_config(model, config, strategy, steps_per_epoch, config.training.run_dir,
                           log=lambda line: None)
         for _ in cached.batches(batch):  # fill the cache (the first epoch of a run does it)
             pass

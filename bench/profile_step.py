@@ -121,7 +121,7 @@ def main():
     config.training.checkpoint_every_steps = 0
     config.training.mixed_precision = "bfloat16" if args.dtype == "bfloat16" else "none"
     model = build_multimodal_model(config, 10)
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), 100, config.training.run_dir,
+    trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 100, config.training.run_dir,
                       log=lambda line: None)
     for _ in range(2):
         float(trainer.train_step((features, targets))[0])  # compile, warm up

@@ -103,7 +103,7 @@ def main():
     def graph_path(with_model=True):
         pipeline = SpanWindowPipeline.from_examples(examples, preprocessor)
         if with_model:
-            outputs, _, _ = predict_dataset(model, pipeline.batches(args.batch_size), "span")
+            outputs, _, _ = predict_dataset(model, pipeline.batches(args.batch_size), "qa")
             logits["graph"] = outputs
         predictions, _ = decode_span_outputs(examples, pipeline, logits["graph"], qa)
         answers["graph"] = predictions
@@ -117,7 +117,7 @@ def main():
             dataset = tf.data.Dataset.from_tensor_slices((
                 {key: arrays[key].astype(np.int32) for key in FEATURE_KEYS},
                 {key: arrays[key] for key in TARGET_KEYS})).batch(args.batch_size)
-            logits["python"], _, _ = predict_dataset(model, dataset, "span")
+            logits["python"], _, _ = predict_dataset(model, dataset, "qa")
         outputs = logits["python"]
         predictions, _ = decode_predictions(examples, windows, outputs["start_logits"],
                                             outputs["end_logits"], **decoding)

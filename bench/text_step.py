@@ -236,7 +236,7 @@ def main():
             cache=True, text_length_buckets=buckets)
         model = build_multimodal_model(config, len(class_names))
         steps = question_pipeline.steps_per_epoch(batch, drop_remainder=True)
-        trainer = Trainer(model, config, tf.distribute.get_strategy(), steps, config.training.run_dir,
+        trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), steps, config.training.run_dir,
                           log=lambda line: None)
         epoch_batches = list(question_pipeline.batches(batch, shuffle=True, seed=0, epoch=0,
                                                         drop_remainder=True))

@@ -32,7 +32,7 @@ the model stayed question-blind (F1 10.2).
 def get_config():
     return {
         "data": {
-            "task": "span",
+            "task": "qa",
             "batch_size": 8,  # small data: more, smaller steps learn faster
             "shuffle_buffer": 10000,
         },

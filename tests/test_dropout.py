@@ -84,7 +84,7 @@ def test_trainer_draws_masks_as_configured(tmp_path, masks, expected):
     config = Config()
     config.training.jit_compile = "true"
     config.training.dropout_masks = masks
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
+    trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
                       log=lambda line: None)
     seen.clear()
     loss, _ = trainer.train_step(({"x": tf.ones((4, 8))}, tf.constant([0, 1, 2, 0])))

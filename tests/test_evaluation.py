@@ -272,8 +272,8 @@ def test_predict_dataset_traces_once_per_model_and_frees_it():
     first = predict_dataset(model, dataset, "multiclass")
     traces = predict_step(model, "multiclass").experimental_get_tracing_count()
     second = predict_dataset(model, dataset, "multiclass")  # e.g. the next epoch's validation
-    np.testing.assert_allclose(first[0], second[0])
-    assert first[0].shape == (10, 3)
+    np.testing.assert_allclose(first[0]["logits"], second[0]["logits"])
+    assert first[0]["logits"].shape == (10, 3)
     # Batches of 4, 4 and 2 traced at most twice (the second relaxed to any batch size); the
     # second call traces nothing.
     assert traces <= 2
@@ -310,5 +310,7 @@ def test_grouped_scores_list_groups_in_number_order():
 
     groups = ["10", "2", "1", "2"]
     outputs = np.eye(2)[[0, 1, 0, 0]]
-    scores = grouped_scores("multiclass", groups, outputs, np.array([0, 1, 1, 0]))
+    scores = grouped_scores("multiclass", groups, {"logits": outputs}, np.array([0, 1, 1, 0]))
     assert list(scores) == ["1", "2", "10"]
+    assert scores["2"] == {"accuracy": 1.0, "num_examples": 2}
+    assert scores["1"] == {"accuracy": 0.0, "num_examples": 1}

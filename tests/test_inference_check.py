@@ -34,7 +34,7 @@ def test_batchnorm_lag_shows_as_a_training_inference_gap_with_a_warning(tmp_path
     config.training.decay = "constant"
     config.training.warmup_fraction = 0.0
     lines = []
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), 8, str(tmp_path),
+    trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 8, str(tmp_path),
                       log=lines.append)
     history = trainer.fit(pipeline)
 
@@ -65,7 +65,7 @@ def test_the_validation_split_replaces_the_training_sample(tmp_path):
     config = Config()
     config.data.batch_size = 16
     config.training.epochs = 1
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
+    trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 4, str(tmp_path),
                       log=lambda line: None)
     history = trainer.fit(train, validation)
     assert set(history) == {"loss", "accuracy", "val_loss", "val_accuracy"}

@@ -104,7 +104,7 @@ def test_modality_dropout_never_drops_everything():
 
 
 def test_task_head_rejects_unknown_task():
-    with pytest.raises(ValueError, match="`task` must be one of"):
+    with pytest.raises(ValueError, match="task must be one of"):
         TaskHead("ranking", 2)
 
 

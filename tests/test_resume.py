@@ -61,7 +61,7 @@ def test_resume_under_xla_with_threefry_masks_matches_an_uninterrupted_run(
         return config_from_dict(values).validate()
 
     def trainer_for(config, model):
-        return Trainer(model, config, tf.distribute.get_strategy(), 4,
+        return Trainer.from_config(model, config, tf.distribute.get_strategy(), 4,
                        config.training.run_dir, log=lambda line: None)
 
     # Uninterrupted: 2 epochs of 4 steps.
@@ -80,7 +80,7 @@ def test_resume_under_xla_with_threefry_masks_matches_an_uninterrupted_run(
         "ckpt-6")
     model, pipeline = _model_and_pipeline(config)
     lines = []
-    trainer = Trainer(model, config, tf.distribute.get_strategy(), 4, config.training.run_dir,
+    trainer = Trainer.from_config(model, config, tf.distribute.get_strategy(), 4, config.training.run_dir,
                       log=lines.append)
     history = trainer.fit(pipeline)
     assert any("ckpt-6 (epoch 2, step 2 of 4)" in line for line in lines), lines

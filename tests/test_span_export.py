@@ -57,7 +57,7 @@ def _in_process(model, tokenizer, examples, qa):
     """What evaluate.py does: graph windows over tf.data, the model, the graph decoder."""
     pipeline = SpanWindowPipeline.from_examples(examples, tokenizer, qa.max_sequence_length,
                                                 qa.doc_stride, qa.max_query_length)
-    outputs, _, _ = predict_dataset(model, pipeline.batches(8), "span")
+    outputs, _, _ = predict_dataset(model, pipeline.batches(8), "qa")
     return decode_span_outputs(examples, pipeline, outputs, qa)
 
 

@@ -1,4 +1,4 @@
-"""Tests of the question-answering model and loss (tfmm.models.span_model, task "span" losses).
+"""Tests of the question-answering model and loss (tfmm.models.span_model, task "qa" losses).
 
 The helpers `make_tiny_bert_preset` and `write_tiny_squad_file` are shared with
 test_span_training.py and test_span_export.py: the tiny keras-hub BERT preset of
@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from helpers import tiny
 
-from tfmm.models.heads.task_losses import per_example_loss, per_example_score
+from tfmm.tasks import QuestionAnsweringTask
 from tfmm.models.span_model import MASKED_LOGIT, SpanLogits, build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
 
@@ -118,11 +118,11 @@ def test_span_loss_and_score_on_hand_set_logits():
                    np.float32)
     outputs = {"start_logits": tf.constant(start), "end_logits": tf.constant(end)}
     targets = {"start_positions": tf.constant([1, 1, 2]), "end_positions": tf.constant([3, 2, 3])}
-    loss = per_example_loss("span", targets, outputs).numpy()
+    loss = QuestionAnsweringTask().per_example_loss(targets, outputs).numpy()
     assert loss[0] == pytest.approx(np.log(4.0), rel=1e-6)
     assert loss[1] == pytest.approx(0.0, abs=1e-6)
     assert loss[2] == pytest.approx(0.5 * 100.0, rel=1e-4)  # start right, end off by 100
-    score = per_example_score("span", targets, outputs).numpy()
+    score = QuestionAnsweringTask().per_example_score(targets, outputs).numpy()
     assert score.tolist() == [0.0, 1.0, 0.0]  # row 0: argmax 0 for both, targets 1 and 3
 
 
@@ -130,4 +130,4 @@ def test_task_head_rejects_span():
     from tfmm.models.heads.task_head import TaskHead
 
     with pytest.raises(ValueError, match="multiclass"):
-        TaskHead(task="span")
+        TaskHead(task="qa")

@@ -28,7 +28,7 @@ def span_preset(tmp_path_factory):
 
 
 def _span_overrides(preset, squad_path, run_dir, **extra):
-    values = {"data.task": "span", "data.batch_size": 2, "model.text_preset": preset,
+    values = {"data.task": "qa", "data.batch_size": 2, "model.text_preset": preset,
               "model.freeze_text_encoder": False, "qa.train_file": squad_path,
               "qa.eval_fraction": 0.5, "qa.max_sequence_length": 16, "qa.doc_stride": 4,
               "qa.max_query_length": 6, "training.epochs": 1, "training.steps_per_epoch": 3,
@@ -100,7 +100,7 @@ def test_train_three_steps_then_evaluate(span_preset, tmp_path):
         history = json.load(handle)
     assert len(history) == 1 and np.isfinite(history[0]["loss"]) and "span_exact" in history[0]
     with open(os.path.join(run_dir, "run_info.json")) as handle:
-        assert json.load(handle)["task"] == "span"
+        assert json.load(handle)["task"] == "qa"
     with open(os.path.join(run_dir, "eval_report.json")) as handle:
         report = json.load(handle)
     assert report["total"] == report["questions"] > 0

@@ -15,10 +15,10 @@ import json
 import os
 from typing import Any, Optional
 from tfmm.errors import UserError
+from tfmm.tasks import get_task
+from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio")
-TASKS = ("multiclass", "multilabel", "regression", "span")
-# "span": extractive question answering (SQuAD format); its data and sizes are in the `qa` section.
 
 
 class ConfigError(UserError, ValueError):
@@ -34,7 +34,9 @@ class DataConfig:
     builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
     seed: int = 0  # seed the builder draws the data set's rows with (never training.seed).
     # What the rows hold.
-    task: str = "multiclass"  # "multiclass" | "multilabel" | "regression".
+    # "multiclass" | "multilabel" | "regression" | "qa" (extractive question answering on
+    # SQuAD-format data: its files, windows and decoding are in the `qa` section).
+    task: str = "multiclass"
     modalities: tuple = ("text", "image", "audio")  # inputs the model reads.
     optional_modalities: tuple = ()  # modalities a row may lack (it is then masked out).
     labels: tuple = ()  # class names; empty: the sorted labels of the training manifest.
@@ -115,7 +117,7 @@ class TrainingConfig:
 
 @dataclasses.dataclass
 class QuestionAnsweringConfig:
-    """Extractive question answering (`data.task = "span"`): SQuAD-format data, windows, decoding.
+    """Extractive question answering (`data.task = "qa"`): SQuAD-format data, windows, decoding.
 
     The batch size, shuffle buffer and BERT preset come from `data` and `model` as for every task.
     """
@@ -148,7 +150,10 @@ class Config:
     def validate(self) -> "Config":
         """Checks values that the types alone do not; returns self."""
         data, model, training = self.data, self.model, self.training
-        _check_choice("data.task", data.task, TASKS)
+        if data.task in RENAMED_TASKS:
+            raise ConfigError(f"`data.task` {data.task!r} is now called "
+                              f"{RENAMED_TASKS[data.task]!r}: change it in the config")
+        _check_choice("data.task", data.task, TASK_NAMES)
         if not data.modalities:
             raise ConfigError("`data.modalities` must name at least one of "
                               f"{list(MODALITIES)}. Received: []")
@@ -195,7 +200,7 @@ class Config:
         if training.cache_frozen_features:
             frozen = [name for name in data.modalities
                       if getattr(model, f"freeze_{name}_encoder")]
-            if not frozen or data.task == "span":
+            if not frozen or not get_task(data.task).reads_jsonl_manifests:
                 raise ConfigError("`training.cache_frozen_features` needs a frozen encoder "
                                   "(model.freeze_text/image/audio_encoder) of a classification or "
                                   f"regression model. Received: task {data.task!r}, frozen "
@@ -203,32 +208,37 @@ class Config:
             if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
-        if data.task == "span":
-            return self._validate_span()
-        if data.num_targets < 1:
-            raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression target). "
-                              f"Received: {data.num_targets}")
-        if not data.train_manifest and not data.builder:
-            raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
-                              "(or `data.builder`).")
+        get_task(data.task).check_config(self)
         return self
 
-    def _validate_span(self) -> "Config":
-        qa = self.qa
-        _check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
-        for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length"):
-            if getattr(qa, key) <= 0:
-                raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
-        if qa.max_query_length > qa.max_sequence_length - 4:
-            raise ConfigError("`qa.max_query_length` must leave room for [CLS], [SEP], [SEP] and "
-                              "one context token: at most `qa.max_sequence_length` - 4 "
-                              f"({qa.max_sequence_length - 4}). Received: {qa.max_query_length}")
-        if not 0.0 < qa.eval_fraction < 1.0:
-            raise ConfigError(f"`qa.eval_fraction` must be in (0, 1). Received: {qa.eval_fraction}")
-        if not qa.train_file and not qa.tfds_version:
-            raise ConfigError("`qa.train_file` is empty: give a SQuAD JSON file (or "
-                              "`qa.tfds_version` 'v1.1' / 'v2.0' for TensorFlow Datasets)")
-        return self
+
+def check_manifest_data(config: Config):
+    """The data checks of a task that reads JSONL manifests (`Task.check_config`)."""
+    data = config.data
+    if data.num_targets < 1:
+        raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression target). "
+                          f"Received: {data.num_targets}")
+    if not data.train_manifest and not data.builder:
+        raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
+                          "(or `data.builder`).")
+
+
+def check_question_answering(config: Config):
+    """The `qa` section's checks (`QuestionAnsweringTask.check_config`)."""
+    qa = config.qa
+    _check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
+    for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length"):
+        if getattr(qa, key) <= 0:
+            raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
+    if qa.max_query_length > qa.max_sequence_length - 4:
+        raise ConfigError("`qa.max_query_length` must leave room for [CLS], [SEP], [SEP] and "
+                          "one context token: at most `qa.max_sequence_length` - 4 "
+                          f"({qa.max_sequence_length - 4}). Received: {qa.max_query_length}")
+    if not 0.0 < qa.eval_fraction < 1.0:
+        raise ConfigError(f"`qa.eval_fraction` must be in (0, 1). Received: {qa.eval_fraction}")
+    if not qa.train_file and not qa.tfds_version:
+        raise ConfigError("`qa.train_file` is empty: give a SQuAD JSON file (or "
+                          "`qa.tfds_version` 'v1.1' / 'v2.0' for TensorFlow Datasets)")
 
 
 def _check_choice(key, value, choices):

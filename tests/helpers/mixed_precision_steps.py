@@ -39,7 +39,7 @@ def overflow_step(strategy, out_path, replicas, clip_norm):
     config.training.jit_compile = "false"
     config.training.clip_norm = clip_norm
     config.training.mixed_precision = "float16"
-    trainer = Trainer(model, config, strategy, 1, f"{out_path}.overflow{clip_norm:g}.run",
+    trainer = Trainer.from_config(model, config, strategy, 1, f"{out_path}.overflow{clip_norm:g}.run",
                       log=lambda line: None)
     before = [weight.numpy().copy() for weight in model.trainable_weights]
     scale_before = float(trainer.optimizer.dynamic_scale.numpy())

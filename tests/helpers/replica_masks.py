@@ -123,7 +123,7 @@ def trainer_step(strategy, run_dir):
     config.training.warmup_fraction = 0.0
     config.training.decay = "constant"
     config.training.learning_rate = 1e-3
-    trainer = Trainer(model, config, strategy, 1, run_dir, log=lambda line: None)
+    trainer = Trainer.from_config(model, config, strategy, 1, run_dir, log=lambda line: None)
     before = model.get_layer("per_feature").kernel.numpy().copy()
     batch = tf.data.Dataset.from_tensors(({"x": tf.ones((2, 2000))}, tf.constant([0, 0])))
     for distributed in strategy.experimental_distribute_dataset(batch):

@@ -14,29 +14,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm.data.manifest import Manifest
+from tfmm.tasks import get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_BATCH_SIZE = 64  # raw examples per preprocessor call when a pipeline decodes its files
 TEXT_FEATURES = ("token_ids", "segment_ids", "padding_mask")
-
-
-def encode_targets(manifest: Manifest, task: str) -> np.ndarray:
-    """Manifest labels/targets -> the array the loss expects.
-
-    Returns:
-        multiclass: int32 [N] class indices into `manifest.labels`; multilabel: float32 [N, C]
-        multi-hot; regression: float32 [N, T].
-    """
-    if task == "regression":
-        return np.asarray([row.target for row in manifest.rows], np.float32)
-    index = {label: position for position, label in enumerate(manifest.labels)}
-    if task == "multiclass":
-        return np.asarray([index[row.label] for row in manifest.rows], np.int32)
-    multi_hot = np.zeros((len(manifest.rows), len(manifest.labels)), np.float32)
-    for row_number, row in enumerate(manifest.rows):
-        for label in row.label:
-            multi_hot[row_number, index[label]] = 1.0
-    return multi_hot
 
 
 def read_file_or_empty(path: tf.Tensor) -> tf.Tensor:
@@ -51,7 +33,7 @@ class ExamplePipeline:
     Args:
         manifest: a validated `tfmm.data.manifest.Manifest`.
         preprocessor: the `MultimodalPreprocessor` of the model.
-        task: "multiclass" | "multilabel" | "regression".
+        task: the `tfmm.tasks.Task` (or its name) whose targets the rows hold.
         cache: keep decoded examples in memory after the first pass.
         log: prints the one-line note on texts cut to `text_sequence_length`, when any are.
         text_length_buckets: increasing token lengths (e.g. (16, 32, 64)); empty (the default):
@@ -94,7 +76,7 @@ class ExamplePipeline:
             columns["image"] = [row.image or "" for row in manifest.rows]
         if "audio" in modalities:
             columns["audio"] = [row.audio or "" for row in manifest.rows]
-        targets = encode_targets(manifest, task)
+        targets = get_task(task).encode_targets(manifest.rows, manifest.labels)
         dataset = tf.data.Dataset.from_tensor_slices((columns, targets))
 
         def read(columns, target):

@@ -23,10 +23,9 @@ from typing import Optional
 import tensorflow as tf
 # ManifestRow is re-exported: rows are read in manifest_rows.py, collected here.
 from tfmm.data.manifest_rows import ManifestRow, RowError, RowReader  # noqa: F401
+from tfmm.config import MODALITIES
 from tfmm.errors import UserError
-
-MODALITIES = ("text", "image", "audio")
-TASKS = ("multiclass", "multilabel", "regression")
+from tfmm.tasks import get_task
 
 
 class ManifestError(UserError, ValueError):
@@ -88,7 +87,8 @@ def read_manifest(path: str, *, task: str = "multiclass",
 
     Args:
         path: manifest file (local or any tf.io.gfile scheme such as gs://).
-        task: "multiclass", "multilabel" or "regression".
+        task: a `tfmm.tasks.Task` (or its name) that reads JSONL manifests: "multiclass",
+            "multilabel" or "regression".
         modalities: modalities the model reads; other media fields are ignored.
         optional_modalities: modalities a row may lack (absent or null).
         labels: known class names; empty: the sorted labels of the valid rows.
@@ -108,6 +108,7 @@ def read_manifest(path: str, *, task: str = "multiclass",
         ValueError: task or modalities are not known names.
     """
     _check_arguments(task, modalities, optional_modalities, num_targets)
+    task = get_task(task)
     reader = RowReader(
         directory=os.path.dirname(path), task=task, modalities=tuple(modalities),
         optional_modalities=tuple(optional_modalities),
@@ -127,10 +128,7 @@ def read_manifest(path: str, *, task: str = "multiclass",
         first_line, first_message = skipped[0]
         raise ManifestError(f"{path}: no valid rows; {len(skipped)} skipped (first, line "
                             f"{first_line}: {first_message})")
-    if task == "regression":
-        class_names = ()
-    else:
-        class_names = reader.labels or _infer_labels(rows, task)
+    class_names = (reader.labels or _infer_labels(rows, task)) if task.has_classes else ()
     return Manifest(path=path, rows=rows, skipped=skipped, labels=class_names,
                     skipped_reasons=dict(reasons))
 
@@ -156,8 +154,9 @@ def read_manifest_for_config(path: str, data_config, labels=None) -> Manifest:
 
 
 def _check_arguments(task, modalities, optional_modalities, num_targets):
-    if task not in TASKS:
-        raise ValueError(f"task must be one of {list(TASKS)}. Received: {task!r}")
+    if not get_task(task).reads_jsonl_manifests:
+        raise ValueError(f"task {get_task(task).name!r} reads its own data format, not a JSONL "
+                         "manifest")
     if not modalities:
         raise ValueError(f"modalities must name at least one of {list(MODALITIES)}. Received: []")
     for name in modalities:
@@ -191,10 +190,7 @@ def _read_lines(path):
 
 def _infer_labels(rows, task) -> tuple:
     """Sorted unique labels: numerically when all are integers, else lexicographically."""
-    if task == "multilabel":
-        names = {name for row in rows for name in row.label}
-    else:
-        names = {row.label for row in rows}
+    names = {name for row in rows for name in task.label_names(row)}
     if names and all(re.fullmatch(r"[+-]?\d+", name) for name in names):
         return tuple(sorted(names, key=lambda name: (int(name), name)))
     return tuple(sorted(names))

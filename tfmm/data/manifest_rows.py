@@ -111,10 +111,7 @@ class RowReader:
         text = self._read_text(record) if "text" in present else None
         image = self._read_image(record) if "image" in present else None
         audio, sample_rate = self._read_audio(record) if "audio" in present else (None, None)
-        if self.task == "regression":
-            label, target = None, self._read_target(record)
-        else:
-            label, target = self._read_label(record), None
+        label, target = self.task.read_answer(self, record)
         row_id = self._read_unique_id(record, line)
         return ManifestRow(line=line, id=row_id, text=text, image=image,
                            audio=audio, label=label, target=target,
@@ -195,17 +192,23 @@ class RowReader:
                             f"resample): {written}")
         return sample_rate
 
-    def _read_label(self, record):
+    def _label_value(self, record):
         if record.get(self.label_field) is None:
             raise RowError(MISSING_FIELD, f'missing required field "{self.label_field}"')
-        value = record[self.label_field]
-        if self.task == "multilabel":
-            label = self._read_label_list(value)
-        else:
-            label = self._read_label_name(value, f'field "{self.label_field}"')
-        for name in (label if self.task == "multilabel" else (label,)):
-            self._check_known(name)
+        return record[self.label_field]
+
+    def read_label(self, record) -> str:
+        """The row's one class name (multiclass), checked against the known labels."""
+        label = self._read_label_name(self._label_value(record), f'field "{self.label_field}"')
+        self._check_known(label)
         return label
+
+    def read_label_list(self, record) -> tuple:
+        """The row's class names (multilabel), without repeats, checked against known labels."""
+        labels = self._read_label_list(self._label_value(record))
+        for name in labels:
+            self._check_known(name)
+        return labels
 
     def _read_label_list(self, value) -> tuple:
         if not isinstance(value, list):
@@ -231,7 +234,8 @@ class RowReader:
             listing = str(shown)[:-1] + (f", ... ({more} more)]" if more else "]")
             raise RowError(UNKNOWN_LABEL, f'unknown label "{name}"; known labels: {listing}')
 
-    def _read_target(self, record) -> tuple:
+    def read_target(self, record) -> tuple:
+        """The row's regression target: num_targets finite numbers."""
         field = self.target_field
         if record.get(field) is None:
             raise RowError(MISSING_FIELD, f'missing required field "{field}"')

@@ -61,7 +61,7 @@ def evaluate_run(path: str, manifest_path: str, out_dir=None, name=None, batch_s
         The report dict.
     """
     run_dir, config, run_info, model = load_run(path)
-    if run_info.get("task") == "span":
+    if run_info.get("task") == "qa":
         from tfmm.evaluation.evaluate_squad import evaluate_squad_run
 
         return evaluate_squad_run(run_dir, config, model, manifest_path, out_dir=out_dir,

@@ -25,7 +25,7 @@ from tfmm.evaluation.overlap_baseline import evaluate_overlap_baseline
 from tfmm.evaluation.predict import predict_dataset
 from tfmm.evaluation.span_decoding import decode_spans
 from tfmm.evaluation.squad_metrics import evaluate_predictions, write_predictions
-from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.tasks import QuestionAnsweringTask
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 
 
@@ -82,7 +82,7 @@ def decode_span_outputs(examples, pipeline: SpanWindowPipeline, outputs: dict, q
     Returns:
         (predictions {question id: answer text}, scores {question id: float}).
     """
-    start_key, end_key = HEAD_KINDS["span"]
+    start_key, end_key = QuestionAnsweringTask.output_keys
     decoding = pipeline.decoding_arrays()
     decode = _traced_decoder(pipeline.sequence_length, qa_config.max_answer_length,
                              bool(qa_config.version_2_with_negative),
@@ -122,10 +122,10 @@ def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config
     Returns:
         The report dict.
     """
-    outputs, _, loss = predict_dataset(model, pipeline.batches(batch_size), "span")
+    outputs, _, loss = predict_dataset(model, pipeline.batches(batch_size), QuestionAnsweringTask())
     predictions, _ = decode_span_outputs(examples, pipeline, outputs, qa_config)
     metrics = evaluate_predictions(examples, predictions)
-    report = {"task": "span", "data": source, "questions": len(examples),
+    report = {"task": QuestionAnsweringTask.name, "data": source, "questions": len(examples),
               "windows": pipeline.num_examples, "loss": loss,
               "version_2_with_negative": bool(qa_config.version_2_with_negative), **metrics}
     if baseline:

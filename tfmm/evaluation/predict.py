@@ -5,8 +5,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-from tfmm.models.heads.task_head import HEAD_KINDS
-from tfmm.models.heads.task_losses import per_example_loss
+from tfmm.tasks import get_task
 
 
 # One compiled inference step per (model, task): the Trainer validates every epoch, and a new
@@ -14,40 +13,35 @@ from tfmm.models.heads.task_losses import per_example_loss
 _PREDICT_STEPS = weakref.WeakKeyDictionary()
 
 
-def predict_step(model, task: str):
-    """The cached tf.function (features, targets) -> (selected outputs, per-example loss)."""
+def predict_step(model, task):
+    """The cached tf.function (features, targets) -> (task outputs, per-example loss)."""
+    task = get_task(task)
     steps = _PREDICT_STEPS.setdefault(model, {})
-    if task not in steps:
-        output_key = HEAD_KINDS[task]
+    if task.name not in steps:
         model_ref = weakref.ref(model)  # a strong reference here would keep the cache entry alive
 
         # reduce_retracing: the last, smaller batch of a dataset does not add a trace per size.
         @tf.function(reduce_retracing=True)
         def step(features, targets):
             outputs = model_ref()(features, training=False)
-            if isinstance(output_key, str):
-                selected = tf.cast(outputs[output_key], tf.float32)
-            else:
-                selected = {key: tf.cast(outputs[key], tf.float32) for key in output_key}
-            return selected, per_example_loss(task, targets, outputs)
+            return task.select_outputs(outputs), task.per_example_loss(targets, outputs)
 
-        steps[task] = step
-    return steps[task]
+        steps[task.name] = step
+    return steps[task.name]
 
 
-def predict_dataset(model, dataset: tf.data.Dataset, task: str):
+def predict_dataset(model, dataset: tf.data.Dataset, task):
     """Outputs of `model` in inference mode over every batch of `dataset`.
 
     Args:
         model: a tfmm model (dict in, dict out).
         dataset: batches of (features, targets).
-        task: "multiclass" | "multilabel" | "regression" | "span".
+        task: a `tfmm.tasks.Task` (or its name).
 
     Returns:
-        (outputs, targets, mean_loss): outputs float32 [N, K] (the logits or predictions),
-        targets as encoded in the dataset, and the loss averaged over the N examples. For a task
-        with several outputs ("span") outputs is a dict {output key: float32 [N, ...]} and the
-        targets keep the dataset's structure (a dict of [N] arrays), rows concatenated.
+        (outputs, targets, mean_loss): outputs {output key: float32 [N, ...]} for the task's
+        `output_keys`, targets as encoded in the dataset (arrays, or a dict of arrays, rows
+        concatenated), and the loss averaged over the N examples.
     """
     step = predict_step(model, task)
     all_outputs, all_targets, all_losses = [], [], []
@@ -60,14 +54,3 @@ def predict_dataset(model, dataset: tf.data.Dataset, task: str):
     outputs = tf.nest.map_structure(concatenate, *all_outputs)
     targets = tf.nest.map_structure(concatenate, *all_targets)
     return outputs, targets, float(np.concatenate(all_losses).mean())
-
-
-def to_probabilities(task: str, outputs: np.ndarray) -> np.ndarray:
-    """Logits -> softmax (multiclass) or sigmoid (multilabel) probabilities; regression as is."""
-    if task == "multiclass":
-        shifted = outputs - outputs.max(axis=-1, keepdims=True)
-        exponentials = np.exp(shifted)
-        return exponentials / exponentials.sum(axis=-1, keepdims=True)
-    if task == "multilabel":
-        return 1.0 / (1.0 + np.exp(-outputs))
-    return outputs

@@ -9,7 +9,7 @@ WAV decoding and resampling) and the model in one graph:
     outputs: multiclass: probabilities float32 [B, C], label tf.string [B] (the most probable
                  class), score float32 [B] (its probability)
              multilabel: the same, and labels tf.string [B, C]: entry c is class c's name when
-                 its probability is >= MULTILABEL_THRESHOLD, else ""
+                 its probability is >= 0.5 (MULTILABEL_THRESHOLD in tfmm/tasks), else ""
              regression: predictions float32 [B, T]
 
 Only the model's modalities are inputs. "" is accepted only for the preprocessor's
@@ -22,10 +22,7 @@ import keras
 import tensorflow as tf
 
 from tfmm.export.input_checks import serving_input_checks
-from tfmm.models.heads.task_head import HEAD_KINDS
-
-# Probability at or above which the multilabel `labels` output names a class (as evaluation).
-MULTILABEL_THRESHOLD = 0.5
+from tfmm.tasks import get_task
 
 
 def build_serving_function(model, preprocessor, task: str, labels):
@@ -35,13 +32,15 @@ def build_serving_function(model, preprocessor, task: str, labels):
         model: trained tfmm model.
         preprocessor: the `MultimodalPreprocessor` used in training (already called once); an
             input outside its `optional_modalities` may not be "".
-        task: "multiclass" | "multilabel" | "regression".
+        task: a classification or regression `tfmm.tasks.Task` (or its name): it chooses the
+            outputs (`Task.serving_outputs`).
         labels: class names, in class-index order.
 
     Returns:
         A `tf.function` taking one tf.string [None] tensor per modality (keyword arguments named
         after the modalities) and returning a dict of outputs.
     """
+    task = get_task(task)
     modalities = list(preprocessor.modalities)
     signature = [tf.TensorSpec([None], tf.string, name=name) for name in modalities]
     label_table = tf.constant(list(labels) or [""], tf.string)
@@ -55,20 +54,7 @@ def build_serving_function(model, preprocessor, task: str, labels):
             inputs = {name: tf.identity(value) for name, value in inputs.items()}
         features = preprocessor(inputs)
         outputs = model(features, training=False)
-        values = tf.cast(outputs[HEAD_KINDS[task]], tf.float32)
-        if task == "regression":
-            return {"predictions": values}
-        if task == "multiclass":
-            probabilities = tf.nn.softmax(values, axis=-1)
-            best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-            return {"probabilities": probabilities, "label": tf.gather(label_table, best),
-                    "score": tf.reduce_max(probabilities, axis=-1)}
-        probabilities = tf.sigmoid(values)
-        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
-        above = probabilities >= MULTILABEL_THRESHOLD
-        return {"probabilities": probabilities, "label": tf.gather(label_table, best),
-                "score": tf.reduce_max(probabilities, axis=-1),
-                "labels": tf.where(above, label_table[tf.newaxis, :], tf.constant(""))}
+        return task.serving_outputs(outputs, label_table)
 
     return serve
 

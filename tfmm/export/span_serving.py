@@ -28,7 +28,7 @@ import keras
 import tensorflow as tf
 
 from tfmm.evaluation.span_decoding import decode_spans
-from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.tasks import QuestionAnsweringTask
 from tfmm.preprocessing.span_preprocessor import FEATURE_KEYS, SpanPreprocessor
 
 
@@ -46,7 +46,7 @@ def build_span_serving_function(model, tokenizer, qa_config):
     """
     preprocessor = SpanPreprocessor(tokenizer, qa_config.max_sequence_length,
                                     qa_config.doc_stride, qa_config.max_query_length)
-    start_key, end_key = HEAD_KINDS["span"]
+    start_key, end_key = QuestionAnsweringTask.output_keys
     qa = qa_config
 
     @tf.function(autograph=False,

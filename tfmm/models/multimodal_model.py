@@ -6,10 +6,11 @@ from tfmm.models.audio_encoder import build_audio_encoder
 from tfmm.models.fusion.attention_fusion import AttentionFusion
 from tfmm.models.fusion.concat_fusion import ConcatFusion
 from tfmm.models.fusion.modality_dropout import ModalityDropout
-from tfmm.models.heads.task_head import HEAD_KINDS, TaskHead
+from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.image_encoder import build_image_encoder
 from tfmm.models.text_encoder import TEXT_INPUTS, build_text_encoder, load_bert_backbone
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
+from tfmm.tasks import get_task
 
 
 def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> keras.Model:
@@ -93,4 +94,5 @@ def fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, task: st
     stacked_masks = keras.layers.Concatenate(axis=1, name="modality_masks")(
         [keras.layers.Reshape((1,))(mask) for mask in masks])
     fused = fusion(tokens, modality_dropout(stacked_masks))
-    return {HEAD_KINDS[task]: head(fused)}
+    (output_key,) = get_task(task).output_keys
+    return {output_key: head(fused)}

@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from tfmm.models.encoder_features import EncoderFeatures
-from tfmm.models.heads.task_head import HEAD_KINDS
+from tfmm.tasks import QuestionAnsweringTask
 from tfmm.models.text_encoder import TEXT_INPUTS, set_backbone_trainable
 
 # Logit given to padding positions: far below any real logit, yet finite (softmax stays defined
@@ -96,6 +96,6 @@ def build_span_model(backbone, sequence_length: int, freeze_backbone: bool = Fal
         sequence = backbone(inputs)["sequence_output"]
     set_backbone_trainable(backbone, not freeze_backbone)
     start_logits, end_logits = SpanLogits(name="span_logits")(sequence, inputs["padding_mask"])
-    start_key, end_key = HEAD_KINDS["span"]
+    start_key, end_key = QuestionAnsweringTask.output_keys
     return keras.Model(inputs, {start_key: start_logits, end_key: end_logits},
                        name="tfmm_span")

@@ -46,13 +46,13 @@ def history_by_metric(records: list) -> dict:
     return {key: [record.get(key) for record in records] for key in keys}
 
 
-def mode_divergence_warning(record: dict, score_name: str):
+def mode_divergence_warning(record: dict, score_name: str, lower_is_better: bool = False):
     """A one-line warning when an epoch's training-mode score and its inference-mode score
     (validation, or training data in inference mode) are far apart; None otherwise.
 
     Accuracies (and exact match) compare by `DIVERGENCE_MARGIN` absolute; an error (regression
     MAE) warns when the inference-mode error exceeds the training-mode one by that margin and
-    is more than twice it.
+    is more than twice it. `lower_is_better` says the score is an error (`Task.lower_score_is_better`).
     """
     for prefix, where in ((INFERENCE_PREFIX, "the training data in inference mode"),
                           ("val_", "the validation split (inference mode)")):
@@ -60,7 +60,7 @@ def mode_divergence_warning(record: dict, score_name: str):
         trained = record.get(score_name)
         if checked is None or trained is None:
             continue
-        is_error = score_name == "mae"
+        is_error = lower_is_better
         gap = checked - trained if is_error else trained - checked
         if gap > DIVERGENCE_MARGIN and (not is_error or checked > 2 * trained):
             return (f"warning: {score_name} {trained:.3f} in training mode but {checked:.3f} on "

@@ -20,6 +20,7 @@ from tfmm.training.feature_cache import cache_frozen_features
 from tfmm.training.resume_check import check_resume_config
 from tfmm.training.strategy import (create_strategy, describe_strategy, is_chief,
                                     set_mixed_precision, synchronize_batch_norm)
+from tfmm.tasks import get_task
 from tfmm.training.trainer import Trainer
 
 MODEL_FILE = "model.keras"
@@ -161,7 +162,7 @@ def run_training(config, log=print, allow_config_change: bool = False) -> dict:
     train_manifest, validation_manifest, test_manifest = read_manifests(config, log)
     task = config.data.task
     labels = train_manifest.labels
-    num_outputs = config.data.num_targets if task == "regression" else len(labels)
+    num_outputs = get_task(task).num_outputs(labels, config.data.num_targets)
     preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
     train_pipeline = ExamplePipeline(train_manifest, preprocessor, task, config.data.cache,
                                      text_length_buckets=config.data.text_length_buckets)
@@ -193,7 +194,8 @@ def run_training(config, log=print, allow_config_change: bool = False) -> dict:
         write_run_info(run_dir, {"labels": list(labels), "task": task,
                                  "train_examples": train_pipeline.num_examples,
                                  "steps_per_epoch": steps_per_epoch})
-    trainer = Trainer(trained_model, config, strategy, steps_per_epoch, run_dir, log=log)
+    trainer = Trainer(trained_model, config.data.task, training, strategy, steps_per_epoch, run_dir,
+                      config.data.batch_size, config.data.shuffle_buffer, log=log)
     history = trainer.fit(train_pipeline, validation_pipeline)
     result = {"run_dir": run_dir, "history": history, "test_report": None, "export_dir": None,
               "model": model, "replicas": replicas}

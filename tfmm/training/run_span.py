@@ -109,7 +109,7 @@ def run_span_training(config, log=print, allow_config_change: bool = False) -> d
         f"{len(eval_examples)} evaluation questions -> {eval_pipeline.num_examples} windows")
     steps_per_epoch = count_steps_per_epoch(config, train_pipeline, f"{train_source} windows")
     if chief:
-        write_run_info(run_dir, {"labels": [], "task": "span", "train_data": train_source,
+        write_run_info(run_dir, {"labels": [], "task": config.data.task, "train_data": train_source,
                                  "eval_data": eval_source,
                                  "train_questions": len(train_examples),
                                  "train_examples": train_pipeline.num_examples,
@@ -120,7 +120,8 @@ def run_span_training(config, log=print, allow_config_change: bool = False) -> d
         backbone = load_bert_backbone(config.model.text_preset)
         model = build_span_model(backbone, qa.max_sequence_length,
                                  freeze_backbone=config.model.freeze_text_encoder)
-    trainer = Trainer(model, config, strategy, steps_per_epoch, run_dir, log=log)
+    trainer = Trainer(model, config.data.task, training, strategy, steps_per_epoch, run_dir,
+                      config.data.batch_size, config.data.shuffle_buffer, log=log)
     history = trainer.fit(train_pipeline)
     result = {"run_dir": run_dir, "history": history, "eval_report": None, "export_dir": None}
     if not chief:

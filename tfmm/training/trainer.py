@@ -28,9 +28,8 @@ import tensorflow as tf
 from tfmm.errors import UserError
 from tfmm.evaluation.predict import predict_dataset
 from tfmm.models.dropout import threefry_dropout
-from tfmm.models.heads.task_head import HEAD_KINDS
-from tfmm.models.heads.task_losses import SCORE_NAMES, per_example_loss, per_example_score
 from tfmm.models.replica_seeds import replica_random_streams
+from tfmm.tasks import get_task
 from tfmm.training.history import (INFERENCE_PREFIX, history_by_metric, load_history,
                                    mode_divergence_warning, write_history)
 from tfmm.training.optimizer import build_optimizer
@@ -55,10 +54,13 @@ class Trainer:
 
     Args:
         model: a Keras model built under `strategy.scope()`.
-        config: the run's `tfmm.config.Config`.
+        task: the `tfmm.tasks.Task` (or its name): loss, score and what evaluation reads.
+        training: the run's `tfmm.config.TrainingConfig`.
         strategy: the tf.distribute strategy the model was built under.
         steps_per_epoch: optimizer steps per epoch.
         run_dir: folder for checkpoints, TensorBoard logs and history.
+        batch_size: global batch size (`data.batch_size`).
+        shuffle_buffer: examples in the shuffle buffer (`data.shuffle_buffer`).
         log: function taking one line of text (print by default).
 
     `trainer.train_step(batch)` is one optimizer step on a (distributed) batch `(features,
@@ -66,19 +68,22 @@ class Trainer:
     public for benchmarks and tests that time or probe it.
     """
 
-    def __init__(self, model, config, strategy, steps_per_epoch: int, run_dir: str, log=print):
+    def __init__(self, model, task, training, strategy, steps_per_epoch: int, run_dir: str,
+                 batch_size: int, shuffle_buffer: int = 10000, log=print):
         self.model = model
-        self.config = config
-        self.task = config.data.task
+        self.task = get_task(task)
+        self.training = training
+        self.batch_size = batch_size
+        self.shuffle_buffer = shuffle_buffer
         self.strategy = strategy
         self.steps_per_epoch = steps_per_epoch
         self.run_dir = run_dir
         self.log = log
         self.is_chief = is_chief()
-        self.jit_compile = resolve_jit_compile(config.training.jit_compile, strategy)
-        total_steps = steps_per_epoch * config.training.epochs
+        self.jit_compile = resolve_jit_compile(training.jit_compile, strategy)
+        total_steps = steps_per_epoch * training.epochs
         with strategy.scope():
-            self.optimizer = build_optimizer(config.training, total_steps)
+            self.optimizer = build_optimizer(training, total_steps)
             self.optimizer.build(model.trainable_variables)
             self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
             self.step_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False,
@@ -106,21 +111,28 @@ class Trainer:
             prefix="tfmm-worker-checkpoints-")
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
-            max_to_keep=config.training.keep_checkpoints)
+            max_to_keep=training.keep_checkpoints)
         self.history = load_history(run_dir)
         self.train_step = self._build_train_step()
+
+    @classmethod
+    def from_config(cls, model, config, strategy, steps_per_epoch: int, run_dir: str, log=print):
+        """A Trainer with the task, training section and batch settings of a whole
+        `tfmm.config.Config` (tests and benchmarks)."""
+        return cls(model, config.data.task, config.training, strategy, steps_per_epoch, run_dir,
+                   config.data.batch_size, config.data.shuffle_buffer, log=log)
 
     # ----------------------------------------------------------------------------------------
     def _build_train_step(self):
         model, optimizer, task = self.model, self.optimizer, self.task
-        smoothing = self.config.training.label_smoothing
+        smoothing = self.training.label_smoothing
         variables = model.trainable_variables
 
         # Under XLA the dropout masks are drawn with ThreeFry (training.dropout_masks): on CPU
         # Keras' default generator made them 20.5% of a 128-token MiniLM step, ThreeFry 8.3%
         # (tfmm/models/dropout.py). The switch lasts only while this function is traced; the
         # model keeps Keras' Dropout.
-        use_threefry = self.jit_compile and self.config.training.dropout_masks == "threefry"
+        use_threefry = self.jit_compile and self.training.dropout_masks == "threefry"
 
         def masks():
             return threefry_dropout(model) if use_threefry else contextlib.nullcontext()
@@ -129,11 +141,11 @@ class Trainer:
             with tf.GradientTape() as tape:
                 with masks():
                     outputs = model(features, training=True)
-                losses = per_example_loss(task, targets, outputs, smoothing)
+                losses = task.per_example_loss(targets, outputs, smoothing)
                 loss = tf.nn.compute_average_loss(losses)
                 scaled_loss = optimizer.scale_loss(loss)
             gradients = tape.gradient(scaled_loss, variables)
-            score = tf.nn.compute_average_loss(per_example_score(task, targets, outputs))
+            score = tf.nn.compute_average_loss(task.per_example_score(targets, outputs))
             return gradients, loss, score
 
         # Several replicas: sum the gradients over the replicas first, then (clip_norm > 0) clip
@@ -143,7 +155,7 @@ class Trainer:
         # on the first replica only: summed gradients are the same on every replica, so an
         # overflow on any replica skips the step on all of them.
         num_replicas = self.strategy.num_replicas_in_sync
-        clip_norm = self.config.training.clip_norm
+        clip_norm = self.training.clip_norm
         sum_first = num_replicas > 1
         # On one replica XLA compiles the optimizer update with the gradients, as model.fit does
         # (bench/text_step.py: a step about 7% faster on short texts than with the AdamW update
@@ -244,11 +256,11 @@ class Trainer:
         self.manager.save(checkpoint_number=self._global_position())
 
     def fit(self, train_pipeline, validation_pipeline=None):
-        """Trains for `config.training.epochs`, resuming from the run folder if it can.
+        """Trains for `training.epochs`, resuming from the run folder if it can.
 
         Args:
             train_pipeline: `tfmm.data.dataset.ExamplePipeline` of the training manifest, or
-                another pipeline with its `batches` interface (`SpanWindowPipeline` for "span").
+                another pipeline with its `batches` interface (`SpanWindowPipeline` for "qa").
             validation_pipeline: optional pipeline evaluated after each epoch.
 
         Returns:
@@ -262,17 +274,17 @@ class Trainer:
                 shutil.rmtree(self._scratch_dir, ignore_errors=True)
 
     def _fit(self, train_pipeline, validation_pipeline):
-        training = self.config.training
-        data = self.config.data
-        score_name = SCORE_NAMES[self.task]
+        training = self.training
+        batch_size, shuffle_buffer = self.batch_size, self.shuffle_buffer
+        score_name = self.task.score_name
         writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train"))
                   if self.is_chief else tf.summary.create_noop_writer())
         for epoch in range(int(self.epoch.numpy()), training.epochs):
             self.epoch.assign(epoch)
             first_step = int(self.step_in_epoch.numpy())
             dataset = train_pipeline.batches(
-                data.batch_size, shuffle=True, seed=training.seed, epoch=epoch,
-                shuffle_buffer=data.shuffle_buffer, drop_remainder=True, skip_batches=first_step)
+                batch_size, shuffle=True, seed=training.seed, epoch=epoch,
+                shuffle_buffer=shuffle_buffer, drop_remainder=True, skip_batches=first_step)
             dataset = dataset.take(self.steps_per_epoch - first_step)
             distributed = self.strategy.experimental_distribute_dataset(dataset)
             progress = keras.utils.Progbar(self.steps_per_epoch, stateful_metrics=["lr"],
@@ -317,16 +329,16 @@ class Trainer:
             # BatchNorm on moving statistics): on the validation split, or else on a fixed
             # sample of the training data (INFERENCE_CHECK_EXAMPLES, to keep it cheap).
             if validation_pipeline is not None:
-                prefix, checked = "val_", validation_pipeline.batches(data.batch_size)
+                prefix, checked = "val_", validation_pipeline.batches(batch_size)
             else:
                 prefix = INFERENCE_PREFIX
                 checked = train_pipeline.batches(
-                    data.batch_size, shuffle=True, seed=training.seed, epoch=0,
-                    shuffle_buffer=data.shuffle_buffer).take(
-                        max(1, INFERENCE_CHECK_EXAMPLES // data.batch_size))
+                    batch_size, shuffle=True, seed=training.seed, epoch=0,
+                    shuffle_buffer=shuffle_buffer).take(
+                        max(1, INFERENCE_CHECK_EXAMPLES // batch_size))
             outputs, targets, checked_loss = predict_dataset(self.model, checked, self.task)
             record[prefix + "loss"] = checked_loss
-            record[prefix + score_name] = _score(self.task, outputs, targets)
+            record[prefix + score_name] = self.task.score(outputs, targets)
             with writer.as_default(step=(epoch + 1) * self.steps_per_epoch):
                 for key, value in record.items():
                     if key not in ("epoch", "seconds") and value is not None:
@@ -335,7 +347,8 @@ class Trainer:
             if self.is_chief:
                 self.log("  " + ", ".join(f"{key} {value:.4f}" if isinstance(value, float)
                                           else f"{key} {value}" for key, value in record.items()))
-                warning = mode_divergence_warning(record, score_name)
+                warning = mode_divergence_warning(record, score_name,
+                                                  self.task.lower_score_is_better)
                 if warning:
                     self.log(warning)
             self.epoch.assign(epoch + 1)
@@ -370,14 +383,3 @@ def _divide(gradient, divisor):
         return tf.IndexedSlices(gradient.values / divisor, gradient.indices, gradient.dense_shape)
     return gradient / divisor
 
-
-def _score(task, outputs, targets):
-    if task == "span":
-        start_key, end_key = HEAD_KINDS["span"]
-        return float(np.mean((outputs[start_key].argmax(-1) == targets["start_positions"])
-                             & (outputs[end_key].argmax(-1) == targets["end_positions"])))
-    if task == "multiclass":
-        return float(np.mean(outputs.argmax(-1) == targets))
-    if task == "multilabel":
-        return float(np.mean(np.all((outputs > 0) == (targets > 0.5), axis=-1)))
-    return float(np.mean(np.abs(outputs - targets)))

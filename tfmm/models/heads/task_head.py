@@ -2,10 +2,7 @@
 
 import keras
 
-# The model output(s) each task's loss reads: one key, or a tuple of keys for tasks with several
-# outputs ("span": extractive question answering, see `tfmm.models.span_model`).
-HEAD_KINDS = {"multiclass": "logits", "multilabel": "logits", "regression": "predictions",
-              "span": ("start_logits", "end_logits")}
+from tfmm.tasks import get_task
 
 
 @keras.saving.register_keras_serializable(package="tfmm")
@@ -24,10 +21,9 @@ class TaskHead(keras.layers.Layer):
 
     def __init__(self, task="multiclass", num_outputs=2, hidden_dim=256, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
-        if not isinstance(HEAD_KINDS.get(task), str):  # "span" has its own head (span_model)
-            single_output = [name for name, kind in HEAD_KINDS.items() if isinstance(kind, str)]
-            raise ValueError(f"TaskHead: `task` must be one of {single_output}. "
-                             f"Received: task={task!r}")
+        if len(get_task(task).output_keys) != 1:  # "qa" has its own head (span_model)
+            raise ValueError("TaskHead: `task` must be a task with one output (multiclass, "
+                             f"multilabel, regression). Received: task={task!r}")
         if num_outputs < 1:
             raise ValueError(f"TaskHead: `num_outputs` must be >= 1. Received: {num_outputs}")
         self.task = task

@@ -1,0 +1,139 @@
+"""Classification: one class per example (multiclass) or a set of classes (multilabel)."""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tfmm.tasks.task import Task, as_float32
+
+# Probability at or above which a multilabel class counts as predicted (evaluation and serving).
+MULTILABEL_THRESHOLD = 0.5
+
+
+class _ClassificationTask(Task):
+    output_keys = ("logits",)
+    has_classes = True
+
+    def num_outputs(self, labels, num_targets: int) -> int:
+        return len(labels)
+
+    def _logits(self, outputs):
+        return as_float32(outputs["logits"])
+
+    def write_plots(self, report, outputs, targets, labels, out_dir, name):
+        return {}
+
+
+class MulticlassTask(_ClassificationTask):
+    """Softmax over C classes; targets are int class indices [B]; the score is accuracy."""
+
+    name = "multiclass"
+    score_name = "accuracy"
+
+    def read_answer(self, reader, record):
+        return reader.read_label(record), None
+
+    def label_names(self, row):
+        return (row.label,)
+
+    def encode_targets(self, rows, labels):
+        index = {label: position for position, label in enumerate(labels)}
+        return np.asarray([index[row.label] for row in rows], np.int32)
+
+    def per_example_loss(self, targets, outputs, label_smoothing=0.0):
+        logits = self._logits(outputs)
+        if label_smoothing:
+            one_hot = tf.one_hot(targets, tf.shape(logits)[-1])
+            return tf.keras.losses.categorical_crossentropy(
+                one_hot, logits, from_logits=True, label_smoothing=label_smoothing)
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits)
+
+    def per_example_score(self, targets, outputs):
+        predicted = tf.argmax(self._logits(outputs), -1, output_type=tf.int32)
+        return as_float32(tf.equal(predicted, tf.cast(targets, tf.int32)))
+
+    def probabilities(self, outputs) -> np.ndarray:
+        """float [N, C] softmax probabilities of the collected logits."""
+        logits = np.asarray(outputs["logits"], np.float64)
+        exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return exponentials / exponentials.sum(axis=-1, keepdims=True)
+
+    def metrics(self, outputs, targets, labels):
+        from tfmm.evaluation.metrics import classification_metrics
+
+        return classification_metrics(targets, self.probabilities(outputs), list(labels))
+
+    def write_plots(self, report, outputs, targets, labels, out_dir, name):
+        from tfmm.evaluation.plots import plot_confusion_matrix
+
+        path = os.path.join(out_dir, f"{name}_confusion_matrix.png")
+        return {"confusion_matrix": plot_confusion_matrix(
+            report["confusion_matrix"], list(labels), path, title=f"Confusion matrix ({name})")}
+
+    def headline(self, report):
+        auroc = report.get("auroc")
+        auroc_text = f"{auroc:.4f}" if auroc is not None else "n/a"
+        return (f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
+                f"AUROC {auroc_text} on {report['num_examples']} examples")
+
+    def serving_outputs(self, outputs, label_table):
+        probabilities = tf.nn.softmax(self._logits(outputs), axis=-1)
+        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        return {"probabilities": probabilities, "label": tf.gather(label_table, best),
+                "score": tf.reduce_max(probabilities, axis=-1)}
+
+
+class MultilabelTask(_ClassificationTask):
+    """One sigmoid per class; targets are multi-hot float [B, C]; the score is exact set match."""
+
+    name = "multilabel"
+    score_name = "subset_accuracy"
+
+    def read_answer(self, reader, record):
+        return reader.read_label_list(record), None
+
+    def label_names(self, row):
+        return tuple(row.label)
+
+    def encode_targets(self, rows, labels):
+        index = {label: position for position, label in enumerate(labels)}
+        multi_hot = np.zeros((len(rows), len(labels)), np.float32)
+        for row_number, row in enumerate(rows):
+            for label in row.label:
+                multi_hot[row_number, index[label]] = 1.0
+        return multi_hot
+
+    def per_example_loss(self, targets, outputs, label_smoothing=0.0):
+        targets = as_float32(targets)
+        if label_smoothing:
+            targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
+        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=targets, logits=self._logits(outputs)), axis=-1)
+
+    def per_example_score(self, targets, outputs):
+        # A logit > 0 is a probability > 0.5 = MULTILABEL_THRESHOLD.
+        predicted = as_float32(self._logits(outputs) > 0.0)
+        return as_float32(tf.reduce_all(tf.equal(predicted, as_float32(targets)), -1))
+
+    def probabilities(self, outputs) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.asarray(outputs["logits"], np.float64)))
+
+    def metrics(self, outputs, targets, labels):
+        from tfmm.evaluation.metrics import multilabel_metrics
+
+        return multilabel_metrics(targets, self.probabilities(outputs), list(labels),
+                                  threshold=MULTILABEL_THRESHOLD)
+
+    def headline(self, report):
+        return (f"subset accuracy {report['subset_accuracy']:.4f}, macro-F1 "
+                f"{report['macro_f1']:.4f}, micro-F1 {report['micro_f1']:.4f} on "
+                f"{report['num_examples']} examples")
+
+    def serving_outputs(self, outputs, label_table):
+        probabilities = tf.sigmoid(self._logits(outputs))
+        best = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+        above = probabilities >= MULTILABEL_THRESHOLD
+        return {"probabilities": probabilities, "label": tf.gather(label_table, best),
+                "score": tf.reduce_max(probabilities, axis=-1),
+                "labels": tf.where(above, label_table[tf.newaxis, :], tf.constant(""))}
