@@ -67,19 +67,19 @@ def test_span_pipeline_batches(tmp_path):
 
 
 def test_qa_config_section(tmp_path):
-    config = load_config(None, ["data.task=span", "qa.train_file=x.json", "qa.doc_stride=64",
+    config = load_config(None, ["data.task=qa", "qa.train_file=x.json", "qa.doc_stride=64",
                                 "qa.version_2_with_negative=true"])
     assert config.qa.doc_stride == 64 and config.qa.version_2_with_negative is True
     assert config.qa.max_sequence_length == 384 and config.qa.max_query_length == 64
     assert config.to_dict()["qa"]["max_answer_length"] == 30
     with pytest.raises(ConfigError, match="unknown key 'qa.stride'"):
-        load_config(None, ["data.task=span", "qa.train_file=x.json", "qa.stride=3"])
+        load_config(None, ["data.task=qa", "qa.train_file=x.json", "qa.stride=3"])
     with pytest.raises(ConfigError, match="qa.train_file"):
-        load_config(None, ["data.task=span"])
+        load_config(None, ["data.task=qa"])
     with pytest.raises(ConfigError, match="max_query_length"):
-        load_config(None, ["data.task=span", "qa.train_file=x", "qa.max_sequence_length=32"])
+        load_config(None, ["data.task=qa", "qa.train_file=x", "qa.max_sequence_length=32"])
     with pytest.raises(ConfigError, match="tfds_version"):
-        load_config(None, ["data.task=span", "qa.tfds_version=v3"])
+        load_config(None, ["data.task=qa", "qa.tfds_version=v3"])
 
 
 # ---------------------------------------------------------------- train.py and evaluate.py
