@@ -189,3 +189,30 @@ def test_model_built_under_two_mirrored_replicas_saves_and_reloads(preset, tmp_p
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reloaded 2" in result.stdout
+
+
+@pytest.mark.parametrize("freeze", [False, True])
+def test_span_model_keeps_backbone_and_head_through_a_save(preset, tmp_path, freeze):
+    from tfmm.models.span_model import SpanLogits, SpanModel, build_span_model
+    from tfmm.models.text_encoder import load_bert_backbone
+
+    backbone = load_bert_backbone(preset)  # dropout 0.2
+    model = build_span_model(backbone, 8, freeze_backbone=freeze)
+    assert isinstance(model, SpanModel) and model.backbone is backbone
+    assert isinstance(model.head, SpanLogits)
+    text = {name: value for name, value in _inputs().items()
+            if name in ("token_ids", "segment_ids", "padding_mask")}
+    expected = {key: np.asarray(value) for key, value in model(text, training=False).items()}
+    model.save(str(tmp_path / "span.keras"))
+    reloaded = keras.saving.load_model(str(tmp_path / "span.keras"))
+    assert type(reloaded) is SpanModel and reloaded.freeze_backbone == freeze
+    assert reloaded.sequence_length == 8 and set(reloaded.output) == set(expected)
+    for key, value in reloaded(text, training=False).items():
+        np.testing.assert_array_equal(np.asarray(value), expected[key])
+    trainable = {variable.path.split("/")[0] for variable in reloaded.trainable_variables}
+    assert (trainable == {"span_logits"}) == freeze
+    # The head attribute is the graph's head: zeroing its kernel leaves only the bias.
+    dense = reloaded.head.dense
+    dense.kernel.assign(np.zeros(dense.kernel.shape, "float32"))
+    start = np.asarray(reloaded(text, training=False)["start_logits"])
+    np.testing.assert_allclose(start, np.full(start.shape, dense.bias.numpy()[0]), atol=1e-6)

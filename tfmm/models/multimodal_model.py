@@ -51,7 +51,7 @@ class MultimodalModel(keras.Model):
     def __init__(self, encoders, fusion, modality_dropout, head, **kwargs):
         if not encoders:
             raise ValueError("MultimodalModel: `encoders` must name at least one modality. "
-                             "Received: {}")
+                             f"Received: encoders={encoders!r}")
         # === Layers ===
         self.modalities = tuple(encoders)
         self.encoders = dict(encoders)
