@@ -289,7 +289,7 @@ def main():
                                             args.sequence_length, total_steps=10 * steps,
                                             learning_rate=args.learning_rate)
         print(f"keras-hub backbone dtype policy: {backbone.dtype_policy.name}; tfmm: "
-              f"{model.get_layer('text_encoder').dtype_policy.name}")
+              f"{model.encoders['text'].dtype_policy.name}")
         timer = StepTimer()
 
         def keras_runner(texts, labels):

@@ -61,8 +61,7 @@ def test_frozen_encoders_stay_fixed_and_unfrozen_ones_learn(tiny_preset, tiny_ma
     # The split, with ResNet50 among the frozen encoders (built, not trained: it is slow).
     config = _config(tiny_preset, tiny_manifest, str(tmp_path / "split"), True,
                      modalities=("text", "image", "audio"), freeze_audio_encoder=False)
-    extractor, top = build_feature_models(build_multimodal_model(config, 2),
-                                          config.data.modalities, ("text", "image"))
+    extractor, top = build_feature_models(build_multimodal_model(config, 2), ("text", "image"))
     assert set(extractor.output) == {"text_features", "image_features"}
     assert extractor.output["image_features"].shape[1:] == (2048,)
     assert set(top.input) == {"text_features", "image_features", "audio", "text_mask",

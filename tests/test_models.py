@@ -13,7 +13,7 @@ from tfmm.models.fusion.concat_fusion import ConcatFusion
 from tfmm.models.fusion.modality_dropout import ModalityDropout
 from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
-from tfmm.models.multimodal_model import build_multimodal_model
+from tfmm.models.multimodal_model import MultimodalModel, build_multimodal_model
 from tfmm.models.pooling import MaskedMeanPooling
 from tfmm.models.random_shift import RandomShift
 
@@ -144,7 +144,7 @@ def test_model_for_any_subset(preset_dir, tmp_path, modalities, fusion, task, ou
     model.save(path)
     reloaded = keras.saving.load_model(path)
     np.testing.assert_allclose(reloaded(inputs)[key], result[key], rtol=1e-5, atol=1e-5)
-    assert isinstance(keras.Model.from_config(model.get_config()), keras.Model)
+    assert isinstance(type(model).from_config(model.get_config()), MultimodalModel)
 
 
 def test_missing_modality_input_does_not_change_output(preset_dir, tmp_path):
@@ -195,9 +195,8 @@ def test_encoders_start_from_an_earlier_run(preset_dir, tmp_path):
     fused = config_from_dict(tiny_config(preset_dir, "m.jsonl", str(tmp_path),
                                               modalities=("text", "audio")))
     model = build_multimodal_model(fused, 3)
-    assert load_encoder_weights(model, [str(source_dir)], log=lambda line: None) == ["audio_encoder"]
-    for mine, theirs in zip(model.get_layer("audio_encoder").weights,
-                            source.get_layer("audio_encoder").weights):
+    assert load_encoder_weights(model, [str(source_dir)], log=lambda line: None) == ["audio"]
+    for mine, theirs in zip(model.encoders["audio"].weights, source.encoders["audio"].weights):
         np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
     with pytest.raises(EncoderTransferError, match="not found"):
         load_encoder_weights(model, [str(tmp_path / "nothing")])

@@ -20,6 +20,7 @@ SERIALIZABLE_MODULES = (
     "tfmm.models.fusion.concat_fusion",
     "tfmm.models.fusion.modality_dropout",
     "tfmm.models.heads.task_head",
+    "tfmm.models.multimodal_model",
     "tfmm.models.span_model",
     "tfmm.preprocessing.multimodal_preprocessor",
     "tfmm.training.optimizer",

@@ -6,32 +6,26 @@ import keras
 import tensorflow as tf
 
 from tfmm.errors import UserError
-
-ENCODER_NAMES = ("text_encoder", "image_encoder", "audio_encoder")
+from tfmm.models.multimodal_model import MultimodalModel
 
 
 class EncoderTransferError(UserError):
     """An `init_encoders_from` source that is missing or does not fit the model."""
 
 
-def _sub_model(model, name):
-    try:
-        return model.get_layer(name)
-    except ValueError:
-        return None
-
-
-def load_encoder_weights(model: keras.Model, sources, log=print) -> list:
+def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
     """Copies the weights of every encoder that a source model shares with `model`.
+
+    An encoder is shared when both models have one for the same modality (`model.encoders`).
 
     Args:
         model: the freshly built tfmm model.
-        sources: run folders (their model.keras) or .keras files, earlier ones first; a later
-            source overrides an earlier one for the same encoder.
+        sources: run folders (their model.keras) or .keras files of `MultimodalModel`s, earlier
+            ones first; a later source overrides an earlier one for the same encoder.
         log: function taking one line of text.
 
     Returns:
-        Names of the encoders that were loaded.
+        The modalities whose encoder was loaded, one entry per source and encoder.
     """
     loaded = []
     for source in sources:
@@ -40,20 +34,26 @@ def load_encoder_weights(model: keras.Model, sources, log=print) -> list:
             raise EncoderTransferError(f"`model.init_encoders_from`: {path} not found (train that "
                                        "run first)")
         source_model = keras.saving.load_model(path, compile=False)
-        shared = [name for name in ENCODER_NAMES
-                  if _sub_model(model, name) is not None and _sub_model(source_model, name)]
+        if not isinstance(source_model, MultimodalModel):
+            raise EncoderTransferError(
+                f"`model.init_encoders_from`: {path} holds a {type(source_model).__name__}, not "
+                "a tfmm MultimodalModel (a question-answering model, or one saved by an older "
+                "tfmm: train that run again)")
+        shared = [modality for modality in model.modalities if modality in source_model.encoders]
         if not shared:
-            raise EncoderTransferError(f"`model.init_encoders_from`: {path} has none of this "
-                                       f"model's encoders ({[n for n in ENCODER_NAMES if _sub_model(model, n)]})")
-        for name in shared:
-            target, origin = _sub_model(model, name), _sub_model(source_model, name)
+            raise EncoderTransferError(
+                f"`model.init_encoders_from`: {path} has none of this model's encoders "
+                f"({list(model.modalities)}; it has {list(source_model.modalities)})")
+        for modality in shared:
+            target, origin = model.encoders[modality], source_model.encoders[modality]
             target_shapes = [tuple(weight.shape) for weight in target.weights]
             origin_shapes = [tuple(weight.shape) for weight in origin.weights]
             if target_shapes != origin_shapes:
                 raise EncoderTransferError(
-                    f"`model.init_encoders_from`: the {name} of {path} does not fit this model "
-                    "(different sizes: check projection_dim, image_size, audio settings)")
+                    f"`model.init_encoders_from`: the {modality} encoder of {path} does not fit "
+                    "this model (different sizes: check projection_dim, image_size, audio "
+                    "settings)")
             target.set_weights(origin.get_weights())
-            loaded.append(name)
-            log(f"{name}: weights from {path}")
+            loaded.append(modality)
+            log(f"{modality} encoder: weights from {path}")
     return loaded

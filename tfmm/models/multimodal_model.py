@@ -1,4 +1,15 @@
-"""The multimodal model: encoders -> modality masks (+ dropout) -> fusion -> task head."""
+"""The multimodal model: encoders -> modality masks (+ dropout) -> fusion -> task head.
+
+`MultimodalModel` is a functional Keras model composed of the layer objects it is given, which it
+keeps as attributes (`encoders`, `modality_dropout`, `fusion`, `head`): code that needs a part
+(feature caching, encoder transfer) takes it from there instead of looking it up by name.
+`build_multimodal_model` builds those parts from a `tfmm.config.Config`.
+
+Example:
+    model = build_multimodal_model(config, num_outputs=10)
+    model.encoders["audio"]  # the audio encoder the graph calls
+    model.save("model.keras")  # keras.saving.load_model gives a MultimodalModel back
+"""
 
 import keras
 
@@ -8,16 +19,93 @@ from tfmm.models.fusion.concat_fusion import ConcatFusion
 from tfmm.models.fusion.modality_dropout import ModalityDropout
 from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.image_encoder import build_image_encoder
-from tfmm.models.text_encoder import TEXT_INPUTS, build_text_encoder, load_bert_backbone
+from tfmm.models.text_encoder import build_text_encoder, load_bert_backbone
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 from tfmm.tasks import get_task
 
 
-def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> keras.Model:
-    """Builds the functional model that a `tfmm.config.Config` describes.
+@keras.saving.register_keras_serializable(package="tfmm")
+class MultimodalModel(keras.Model):
+    """Encoders -> one vector per modality -> modality dropout -> fusion -> task head.
 
-    Any non-empty subset of ("text", "image", "audio") gives the same graph shape: one
-    [projection_dim] vector per modality, stacked into tokens [B, M, D] with masks [B, M].
+    Any non-empty subset of ("text", "image", "audio") gives the same graph shape: one [D] vector
+    per modality, stacked into tokens [B, M, D] with masks [B, M].
+
+    Args:
+        encoders: {modality: encoder}, in the order the fusion sees the modalities; each
+            encoder is a keras.Model from its raw input(s) to [B, D] (see `build_text_encoder`,
+            `build_image_encoder`, `build_audio_encoder`). The model's inputs take the encoders'
+            input names, shapes and dtypes.
+        fusion: a fusion layer, (tokens [B, M, D], masks [B, M]) -> [B, F].
+        modality_dropout: a `ModalityDropout` layer, masks [B, M] -> masks [B, M].
+        head: a `TaskHead`, [B, F] -> [B, K]; its `task` names the output key.
+
+    Inputs: {"<modality>_mask": float32 [B]} and each encoder's inputs ("token_ids",
+    "segment_ids", "padding_mask" int32 [B, L]; "image" float32 [B, S, S, 3]; "audio" float32
+    [B, N]), as `MultimodalPreprocessor` produces them.
+    Outputs: {"logits": float32 [B, K]} (classification) or {"predictions": ...} (regression).
+
+    Saved with `model.save`, it is rebuilt from these parts' configs by
+    `keras.saving.load_model` (after `import tfmm`), attributes included.
+    """
+
+    def __init__(self, encoders, fusion, modality_dropout, head, **kwargs):
+        if not encoders:
+            raise ValueError("MultimodalModel: `encoders` must name at least one modality. "
+                             f"Received: encoders={encoders!r}")
+        # === Layers ===
+        self.modalities = tuple(encoders)
+        self.encoders = dict(encoders)
+        self.modality_dropout = modality_dropout
+        self.fusion = fusion
+        self.head = head
+
+        # === Functional graph ===
+        inputs, embeddings, masks = {}, [], []
+        for modality, encoder in encoders.items():
+            mask = keras.Input((), dtype="float32", name=modality + MASK_SUFFIX)
+            inputs[mask.name] = mask
+            masks.append(mask)
+            encoder_inputs, named = new_encoder_inputs(encoder)
+            inputs.update(named)
+            embeddings.append(encoder(encoder_inputs))
+        outputs = fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, head.task)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    def get_config(self):
+        # Not the functional config: `from_config` rebuilds the graph from the parts.
+        return {"encoders": {modality: keras.layers.serialize(encoder)
+                             for modality, encoder in self.encoders.items()},
+                "fusion": keras.layers.serialize(self.fusion),
+                "modality_dropout": keras.layers.serialize(self.modality_dropout),
+                "head": keras.layers.serialize(self.head),
+                "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoders"] = {modality: keras.layers.deserialize(encoder)
+                              for modality, encoder in config["encoders"].items()}
+        for part in ("fusion", "modality_dropout", "head"):
+            config[part] = keras.layers.deserialize(config[part])
+        return cls(**config)
+
+
+def new_encoder_inputs(encoder: keras.Model) -> tuple:
+    """New model inputs with the names, shapes and dtypes of `encoder`'s own inputs.
+
+    Returns:
+        (inputs in the encoder's input structure (one tensor, or a dict for text),
+        the same inputs as {name: tensor}).
+    """
+    inputs = keras.tree.map_structure(
+        lambda tensor: keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=tensor.name),
+        encoder.input)
+    return inputs, {tensor.name: tensor for tensor in keras.tree.flatten(inputs)}
+
+
+def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> MultimodalModel:
+    """Builds the `MultimodalModel` that a `tfmm.config.Config` describes.
 
     Args:
         config: a `tfmm.config.Config` (its `data` and `model` sections are read).
@@ -26,38 +114,29 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
             `config.model.text_preset` when None.
 
     Returns:
-        A keras.Model taking the dict that `MultimodalPreprocessor` produces and returning
+        A `MultimodalModel` taking the dict that `MultimodalPreprocessor` produces and returning
         {"logits": float32 [B, num_outputs]} (classification) or {"predictions": ...}
         (regression).
     """
     data, model_config = config.data, config.model
-    inputs, embeddings, masks = {}, [], []
+    encoders = {}
     for modality in data.modalities:
-        mask = keras.Input((), dtype="float32", name=modality + MASK_SUFFIX)
-        inputs[mask.name] = mask
-        masks.append(mask)
         if modality == "text":
             backbone = text_backbone or load_bert_backbone(model_config.text_preset)
             # Length buckets feed batches cut to several lengths: the text inputs take any.
             text_length = None if data.text_length_buckets else data.text_sequence_length
-            encoder = build_text_encoder(backbone, text_length, model_config.projection_dim,
-                                         freeze=model_config.freeze_text_encoder)
-            text_inputs = {name: keras.Input((text_length,), dtype="int32", name=name)
-                           for name in TEXT_INPUTS}
-            inputs.update(text_inputs)
-            embeddings.append(encoder(text_inputs))
+            encoders["text"] = build_text_encoder(backbone, text_length,
+                                                  model_config.projection_dim,
+                                                  freeze=model_config.freeze_text_encoder)
         elif modality == "image":
-            encoder = build_image_encoder(
+            encoders["image"] = build_image_encoder(
                 data.image_size, model_config.projection_dim, weights=model_config.image_weights,
                 freeze=model_config.freeze_image_encoder,
                 augmentation=model_config.image_augmentation,
                 batchnorm_momentum=model_config.image_batchnorm_momentum,
                 seed=config.training.seed)
-            image = keras.Input((data.image_size, data.image_size, 3), name="image")
-            inputs["image"] = image
-            embeddings.append(encoder(image))
         elif modality == "audio":
-            encoder = build_audio_encoder(
+            encoders["audio"] = build_audio_encoder(
                 data.audio_length, data.audio_sample_rate, model_config.projection_dim,
                 frame_length=model_config.audio_frame_length,
                 frame_step=model_config.audio_frame_step,
@@ -65,9 +144,6 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
                 conv_filters=model_config.audio_conv_filters, dropout=model_config.dropout,
                 freeze=model_config.freeze_audio_encoder,
                 batchnorm_momentum=model_config.audio_batchnorm_momentum)
-            audio = keras.Input((data.audio_length,), name="audio")
-            inputs["audio"] = audio
-            embeddings.append(encoder(audio))
     if model_config.fusion == "concat":
         fusion = ConcatFusion(name="concat_fusion")
     else:
@@ -78,8 +154,7 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> kera
                                        name="modality_dropout")
     head = TaskHead(data.task, num_outputs, hidden_dim=model_config.head_hidden_dim,
                     dropout=model_config.dropout, name="task_head")
-    outputs = fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, data.task)
-    return keras.Model(inputs, outputs, name="tfmm_multimodal")
+    return MultimodalModel(encoders, fusion, modality_dropout, head, name="tfmm_multimodal")
 
 
 def fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, task: str) -> dict:

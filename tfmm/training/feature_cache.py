@@ -4,11 +4,12 @@ A frozen encoder (`model.freeze_*_encoder`) computes the same features for an ex
 epoch; only its projection, the fusion and the head learn. With `training.cache_frozen_features`
 the run computes those features once per example (inference mode: no augmentation, no dropout
 inside the frozen part, BatchNorm on moving statistics: exactly what a frozen encoder computes
-in training too, see `tfmm.models.encoder_features`) and trains a model that starts at them. That model is built from the
-full model's own layer objects (each frozen encoder's projection, unfrozen encoders whole, the
-modality dropout, fusion and head), so training it trains the full model, which is then saved,
-evaluated on raw inputs and exported as usual. The feature-level model is what `Trainer`
-checkpoints, so a killed run resumes (the features are recomputed first).
+in training too, see `tfmm.models.encoder_features`) and trains a model that starts at them.
+That model is built from the full `MultimodalModel`'s own parts (its `encoders`: each frozen
+encoder's projection, unfrozen encoders whole; its `modality_dropout`, `fusion` and `head`), so
+training it trains the full model, which is then saved, evaluated on raw inputs and exported
+as usual. The feature-level model is what `Trainer` checkpoints, so a killed run resumes (the
+features are recomputed first).
 
 On the AV-digits quickstart this turns a fused epoch from a ResNet50 + MiniLM forward pass per
 batch into a few small matrix products (README "Quickstart").
@@ -20,8 +21,7 @@ import tensorflow as tf
 import keras
 
 from tfmm.data.dataset import count_batches, epoch_batches
-from tfmm.models.multimodal_model import fuse_and_predict
-from tfmm.models.text_encoder import TEXT_INPUTS
+from tfmm.models.multimodal_model import MultimodalModel, fuse_and_predict, new_encoder_inputs
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 
 FEATURE_SUFFIX = "_features"
@@ -35,16 +35,11 @@ def frozen_modalities(config) -> tuple:
     return tuple(modality for modality in config.data.modalities if frozen[modality])
 
 
-def _encoder_inputs(modality: str) -> tuple:
-    return TEXT_INPUTS if modality == "text" else (modality,)
-
-
-def build_feature_models(model: keras.Model, modalities, frozen) -> tuple:
-    """Splits a `build_multimodal_model` model at the frozen encoders' projections.
+def build_feature_models(model: MultimodalModel, frozen) -> tuple:
+    """Splits a `MultimodalModel` at the frozen encoders' projections.
 
     Args:
-        model: the full model.
-        modalities: its modalities, in order.
+        model: the full model; its `encoders`, `modality_dropout`, `fusion` and `head` are used.
         frozen: the modalities whose encoder output is cached.
 
     Returns:
@@ -55,31 +50,26 @@ def build_feature_models(model: keras.Model, modalities, frozen) -> tuple:
     """
     extractor_inputs, extractor_outputs = {}, {}
     top_inputs, embeddings, masks = {}, [], []
-    for modality in modalities:
-        encoder = model.get_layer(f"{modality}_encoder")
+    for modality, encoder in model.encoders.items():
         mask = keras.Input((), dtype="float32", name=modality + MASK_SUFFIX)
         top_inputs[mask.name] = mask
         masks.append(mask)
+        raw, named_raw = new_encoder_inputs(encoder)
         if modality in frozen:
-            projection = encoder.get_layer(f"{modality}_projection")
-            # The encoder's frozen part (an EncoderFeatures), in inference mode like in training.
+            # The encoder's two parts (see its builder): the frozen one (an EncoderFeatures,
+            # which runs in inference mode like in training) and the projection.
             features_of = encoder.get_layer(f"{modality}_features")
-            raw = {name: model.input[name] for name in _encoder_inputs(modality)}
-            raw_input = raw if modality == "text" else raw[modality]
-            extractor_inputs.update(raw)
-            extractor_outputs[modality + FEATURE_SUFFIX] = features_of(raw_input)
+            projection = encoder.get_layer(f"{modality}_projection")
+            extractor_inputs.update(named_raw)
+            extractor_outputs[modality + FEATURE_SUFFIX] = features_of(raw)
             features = keras.Input(projection.input.shape[1:], name=modality + FEATURE_SUFFIX)
             top_inputs[features.name] = features
             embeddings.append(projection(features))
         else:
-            raw = {name: keras.Input(model.input[name].shape[1:], dtype=model.input[name].dtype,
-                                     name=name) for name in _encoder_inputs(modality)}
-            top_inputs.update(raw)
-            embeddings.append(encoder(raw if modality == "text" else raw[modality]))
-    fusion = next(layer for layer in model.layers if layer.name.endswith("_fusion"))
-    head = model.get_layer("task_head")
-    outputs = fuse_and_predict(embeddings, masks, model.get_layer("modality_dropout"), fusion,
-                               head, head.task)
+            top_inputs.update(named_raw)
+            embeddings.append(encoder(raw))
+    outputs = fuse_and_predict(embeddings, masks, model.modality_dropout, model.fusion,
+                               model.head, model.head.task)
     extractor = keras.Model(extractor_inputs, extractor_outputs, name="frozen_feature_extractor")
     top = keras.Model(top_inputs, outputs, name="tfmm_multimodal_on_features")
     return extractor, top
@@ -136,15 +126,15 @@ class FeaturePipeline:
         return count_batches(self.num_examples, batch_size, drop_remainder)
 
 
-def cache_frozen_features(model: keras.Model, config, train_pipeline, validation_pipeline=None,
-                          log=print) -> tuple:
+def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
+                          validation_pipeline=None, log=print) -> tuple:
     """The feature-level model and its pipelines for `Trainer`.
 
     Returns:
         (top model, train FeaturePipeline, validation FeaturePipeline or None).
     """
     frozen = frozen_modalities(config)
-    extractor, top = build_feature_models(model, config.data.modalities, frozen)
+    extractor, top = build_feature_models(model, frozen)
     if "image" in frozen and config.model.image_augmentation > 0:
         log("note: model.image_augmentation does not act in a frozen image encoder (it runs in "
             "inference mode)")
