@@ -67,19 +67,19 @@ def test_span_pipeline_batches(tmp_path):
 
 
 def test_qa_config_section(tmp_path):
-    config = load_config(None, ["data.task=span", "qa.train_file=x.json", "qa.doc_stride=64",
+    config = load_config(None, ["data.task=qa", "qa.train_file=x.json", "qa.doc_stride=64",
                                 "qa.version_2_with_negative=true"])
     assert config.qa.doc_stride == 64 and config.qa.version_2_with_negative is True
     assert config.qa.max_sequence_length == 384 and config.qa.max_query_length == 64
     assert config.to_dict()["qa"]["max_answer_length"] == 30
     with pytest.raises(ConfigError, match="unknown key 'qa.stride'"):
-        load_config(None, ["data.task=span", "qa.train_file=x.json", "qa.stride=3"])
+        load_config(None, ["data.task=qa", "qa.train_file=x.json", "qa.stride=3"])
     with pytest.raises(ConfigError, match="qa.train_file"):
-        load_config(None, ["data.task=span"])
+        load_config(None, ["data.task=qa"])
     with pytest.raises(ConfigError, match="max_query_length"):
-        load_config(None, ["data.task=span", "qa.train_file=x", "qa.max_sequence_length=32"])
+        load_config(None, ["data.task=qa", "qa.train_file=x", "qa.max_sequence_length=32"])
     with pytest.raises(ConfigError, match="tfds_version"):
-        load_config(None, ["data.task=span", "qa.tfds_version=v3"])
+        load_config(None, ["data.task=qa", "qa.tfds_version=v3"])
 
 
 # ---------------------------------------------------------------- train.py and evaluate.py
@@ -125,6 +125,28 @@ def test_train_three_steps_then_evaluate(span_preset, tmp_path):
     assert v2_report["HasAns_total"] == 5
     with open(os.path.join(out_dir, "tiny_v2_predictions.json")) as handle:
         assert set(json.load(handle)) == {"q1", "q2", "q3", "q4", "q5", "q6"}
+
+
+def test_the_runner_returns_a_question_answering_run_like_any_other(span_preset, tmp_path):
+    """The one runner's result has the keys of a classification run, with the eval report,
+    and train.py's table of stages shows its EM/F1."""
+    import train
+    from tfmm.training.runner import run_training
+
+    squad_path = write_tiny_squad_file(tmp_path / "tiny.json")
+    config = load_config(XQUAD_CONFIG, _span_overrides(span_preset, squad_path,
+                                                       os.fspath(tmp_path / "run")))
+    result = run_training(config, log=lambda line: None)
+    assert set(result) == {"run_dir", "task", "history", "report", "export_dir", "model",
+                           "replicas", "seconds"}
+    assert result["task"].name == "qa" and result["export_dir"] is None
+    with open(os.path.join(result["run_dir"], "eval_report.json")) as handle:
+        assert result["report"] == json.load(handle)
+    row = train.stage_table([("qa", config, result)]).splitlines()[2]
+    report = result["report"]
+    modalities = " + ".join(config.data.modalities)
+    assert row == (f"| qa | {modalities} | {report['total']} | {report['exact_match']:.3f} | "
+                   f"{report['f1']:.3f} |")
 
 
 @pytest.mark.parametrize("mutate, expected", [
