@@ -44,6 +44,16 @@ class RunFolderError(UserError):
     """A path that is not a finished tfmm run folder or model."""
 
 
+class _InFolder:
+    """A path inside the run folder, read as an attribute: `RunFolder(path).config`."""
+
+    def __init__(self, *names):
+        self.names = names
+
+    def __get__(self, folder, owner=None):
+        return self if folder is None else os.path.join(folder.path, *self.names)
+
+
 class RunFolder:
     """The paths of one run folder, and reading and writing its JSON records.
 
@@ -51,59 +61,28 @@ class RunFolder:
         path: the folder (local, or any `tf.io.gfile` path such as gs://bucket/run).
     """
 
+    # --- paths (strings: os.path.join(path, ...)) ------------------------------------------
+    config = _InFolder("config.json")
+    config_changes = _InFolder("config_changes.json")
+    run_info = _InFolder("run_info.json")
+    history = _InFolder("history.json")
+    checkpoints = _InFolder("checkpoints")
+    training_logs = _InFolder("logs", "train")  # TensorBoard's folder of the training scalars
+    model = _InFolder("model" + MODEL_SUFFIX)
+    training_curves = _InFolder("training_curves.png")  # the history's plot, beside the reports
+    # The serving SavedModel's version folder (TF Serving loads the highest number).
+    export_version = _InFolder("export", "1")
+
     def __init__(self, path: str):
         self.path = path
 
-    def _join(self, *names) -> str:
-        return os.path.join(self.path, *names)
-
-    # --- paths -----------------------------------------------------------------------------
-    @property
-    def config(self) -> str:
-        return self._join("config.json")
-
-    @property
-    def config_changes(self) -> str:
-        return self._join("config_changes.json")
-
-    @property
-    def run_info(self) -> str:
-        return self._join("run_info.json")
-
-    @property
-    def history(self) -> str:
-        return self._join("history.json")
-
-    @property
-    def checkpoints(self) -> str:
-        return self._join("checkpoints")
-
-    @property
-    def training_logs(self) -> str:
-        """TensorBoard's folder for the training scalars."""
-        return self._join("logs", "train")
-
-    @property
-    def model(self) -> str:
-        return self._join("model" + MODEL_SUFFIX)
-
-    @property
-    def export_version(self) -> str:
-        """The serving SavedModel's version folder (TF Serving loads the highest number)."""
-        return self._join("export", "1")
-
     def report(self, name: str) -> str:
         """An evaluation report: `name` is "test", "eval" or the evaluated file's name."""
-        return self._join(f"{name}_report.json")
+        return os.path.join(self.path, f"{name}_report.json")
 
     def predictions(self, name: str) -> str:
         """A question-answering evaluation's {question id: answer} file."""
-        return self._join(f"{name}_predictions.json")
-
-    @property
-    def training_curves(self) -> str:
-        """The plot of the history's curves, beside the reports."""
-        return self._join("training_curves.png")
+        return os.path.join(self.path, f"{name}_predictions.json")
 
     # --- checks ----------------------------------------------------------------------------
     def check_writable(self, minimum_free_bytes: int = MINIMUM_FREE_BYTES):
@@ -114,7 +93,7 @@ class RunFolder:
         """
         try:
             tf.io.gfile.makedirs(self.path)
-            probe = self._join(".write_probe")
+            probe = os.path.join(self.path, ".write_probe")
             with tf.io.gfile.GFile(probe, "w") as handle:
                 handle.write("ok")
             tf.io.gfile.remove(probe)
