@@ -5,7 +5,7 @@ folder's config.json and run_info.json say how to preprocess and which labels th
 Writes `<name>_report.json` (accuracy, macro-F1, AUROC / MAE, RMSE, Pearson r), a confusion-matrix
 or scatter PNG and, when the run has a history, the training-curve PNG.
 
-A question-answering run (data.task "span") takes a SQuAD v1.1/v2.0 JSON file as --data and writes
+A question-answering run (data.task "qa") takes a SQuAD v1.1/v2.0 JSON file as --data and writes
 `<name>_report.json` (exact match, F1, and the sentence-overlap baseline beside them; HasAns/NoAns
 for v2.0) and `<name>_predictions.json` ({question id: answer}, the official format):
 
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="run folder, or the model.keras file in one")
+    parser.add_argument("model", help="run folder, or the .keras model file in one")
     parser.add_argument("--data", required=True,
                         help="JSONL manifest to evaluate on (SQuAD JSON for a question-answering "
                         "run)")

@@ -7,7 +7,8 @@ SavedModel. Example, the offline quickstart:
     python train.py configs/av_digits.py
 
 A config with `data.task = "qa"` trains extractive question answering on SQuAD-format data
-instead (`tfmm.training.run_span`), e.g. `python train.py configs/xquad_minilm.py`.
+instead (the same runner, `tfmm.training.runner`, with the recipe `tfmm.recipes.qa`), e.g.
+`python train.py configs/xquad_minilm.py`.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def parse_arguments(argv):
                         help="skip invalid manifest rows (counted) instead of stopping")
     parser.add_argument("--allow-config-change", action="store_true",
                         help="resume a run folder whose saved config differs in fields that "
-                        "change the computation (recorded in its config_changes.json)")
+                        "change the computation (the run folder records the change)")
     return parser.parse_args(argv)
 
 
@@ -100,35 +101,42 @@ def main(argv=None):
 
 
 def run_stage(config, allow_config_change: bool = False) -> dict:
-    """Trains one config with the runner of its task."""
-    if config.data.task == "qa":
-        from tfmm.training.run_span import run_span_training
-
-        return run_span_training(config, allow_config_change=allow_config_change) or {}
-    from tfmm.training.run import run_training
+    """Trains one config (any task; its recipe supplies what differs: `tfmm.recipes`)."""
+    from tfmm.training.runner import run_training
 
     return run_training(config, allow_config_change=allow_config_change)
 
 
 def stage_table(results) -> str:
-    """A Markdown table of each stage's test metrics (and per-group accuracies, if reported)."""
-    groups = []
+    """A Markdown table of each stage's held-out figures (its task's `table_columns`: accuracy,
+    macro-F1, AUROC; MAE...; exact match, F1) and its task's score per group, if reported."""
+    titles, groups = [], []
     for _, config, result in results:
-        field = config.data.report_group_field
-        for group in ((result.get("test_report") or {}).get("by_" + field) or {}) if field else {}:
-            if group not in groups:
-                groups.append(group)
-    header = ["stage", "modalities", "test examples", "accuracy", "macro-F1", "AUROC"] + groups
+        titles += [title for _, title in result["task"].table_columns if title not in titles]
+        groups += [group for group in _by_group(config, result) if group not in groups]
+    header = ["stage", "modalities"] + titles + groups
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for name, config, result in results:
-        report = result.get("test_report") or {}
-        by_group = report.get("by_" + config.data.report_group_field, {}) or {}
-        cells = [report.get(key) for key in ("accuracy", "macro_f1", "auroc")]
-        cells += [by_group.get(group, {}).get("accuracy") for group in groups]
-        text = ["-" if value is None else f"{value:.3f}" for value in cells]
+        task, report = result["task"], result["report"] or {}
+        figures = {title: report.get(key) for key, title in task.table_columns}
+        by_group = _by_group(config, result)
+        cells = [figures.get(title) for title in titles]
+        cells += [by_group.get(group, {}).get(task.score_name) for group in groups]
         lines.append(f"| {name} | {' + '.join(config.data.modalities)} | "
-                     f"{report.get('num_examples', '-')} | " + " | ".join(text) + " |")
+                     + " | ".join(_table_cell(value) for value in cells) + " |")
     return "\n".join(lines)
+
+
+def _by_group(config, result) -> dict:
+    """{group: {score name: value, ...}} of a stage's report (empty without a group field)."""
+    field = config.data.report_group_field
+    return ((result["report"] or {}).get("by_" + field) or {}) if field else {}
+
+
+def _table_cell(value) -> str:
+    if value is None:
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.3f}"
 
 
 if __name__ == "__main__":

@@ -392,7 +392,7 @@ def accuracy_check(args, dtype, questions, titles, class_names, tokenizer, bucke
     import tensorflow as tf
 
     from tfmm.models.text_encoder import load_bert_backbone
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
 
     random = np.random.default_rng(0)
     by_title = collections.defaultdict(list)
@@ -417,7 +417,7 @@ def accuracy_check(args, dtype, questions, titles, class_names, tokenizer, bucke
     begin = time.perf_counter()
     result = run_training(config, log=lambda line: None)
     tfmm_seconds = time.perf_counter() - begin
-    tfmm_accuracy = result["test_report"]["accuracy"]
+    tfmm_accuracy = result["report"]["accuracy"]
 
     keras.utils.set_random_seed(0)
     label_index = {name: index for index, name in enumerate(class_names)}

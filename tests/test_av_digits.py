@@ -199,7 +199,7 @@ def test_deterministic_and_seed_dependent(built, tmp_path):
 def test_a_run_seed_never_touches_written_data(built, tmp_path):
     """training.seed is the run's; the data set is drawn with data.seed (prepare_data)."""
     from tfmm.config import config_from_dict
-    from tfmm.training.run import prepare_data
+    from tfmm.recipes.manifest import prepare_data
 
     out = tmp_path / "av"
     def config(**sections):

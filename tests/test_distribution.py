@@ -185,7 +185,7 @@ def test_batch_norm_synchronised_in_nested_models():
 def test_same_seed_gives_the_same_history(tiny_config):
     """Two runs with one seed on one machine and strategy give identical losses (dropout on)."""
     from tfmm.config import load_config
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
 
     histories = []
     for name, seed in (("first", 11), ("second", 11)):

@@ -13,7 +13,7 @@ import tensorflow as tf
 from helpers.tiny import tiny_config, write_bert_preset, write_manifest
 from tfmm.config import config_from_dict
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
-from tfmm.training.run import run_training
+from tfmm.training.runner import run_training
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,7 +46,9 @@ def test_run_folder_holds_everything(finished_run):
     assert not leftovers  # every temporary name was renamed over its file
     history = json.load(open(os.path.join(run_dir, "history.json")))
     assert [entry["epoch"] for entry in history] == [1, 2]
-    report = result["test_report"]
+    assert set(result) == {"run_dir", "task", "history", "report", "export_dir", "model",
+                           "replicas", "seconds"}
+    report = result["report"]
     assert report["num_examples"] == 16
     assert set(report) >= {"accuracy", "macro_f1", "auroc", "confusion_matrix"}
 

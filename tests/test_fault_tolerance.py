@@ -88,7 +88,7 @@ def test_checkpoint_index_names_only_complete_checkpoints(tiny_config):
     import tensorflow as tf
 
     from tfmm.config import load_config
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
     from tfmm.training.trainer import CheckpointError
 
     config_path, run_dir = tiny_config(modalities=("audio",), epochs=1, checkpoint_every_steps=2,

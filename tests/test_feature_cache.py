@@ -10,7 +10,7 @@ import pytest
 
 from helpers import tiny
 from tfmm.config import ConfigError, config_from_dict
-from tfmm.training.run import run_training
+from tfmm.training.runner import run_training
 
 
 def _config(tiny_preset, tiny_manifest, run_dir, cache, modalities=("text", "audio"), **model):
@@ -47,8 +47,8 @@ def test_cached_training_equals_training_through_the_encoders(tiny_manifest, tmp
     for path, value in plain_weights.items():
         np.testing.assert_allclose(value, cached_weights[path], atol=1e-4, err_msg=path)
     # The saved, evaluated model is the full one (raw inputs), trained by the cached run.
-    assert cached["test_report"]["num_examples"] == 32
-    assert cached["test_report"]["accuracy"] == pytest.approx(plain["test_report"]["accuracy"])
+    assert cached["report"]["num_examples"] == 32
+    assert cached["report"]["accuracy"] == pytest.approx(plain["report"]["accuracy"])
     reloaded = keras.saving.load_model(os.path.join(cached["run_dir"], "model.keras"))
     assert "audio" in reloaded.input and "token_ids" in reloaded.input
 

@@ -100,7 +100,7 @@ def test_frozen_multimodal_model_encoders_ignore_training(tiny_preset, tiny_mani
 
 @pytest.mark.parametrize("freeze", [True, False])
 def test_span_model_with_a_frozen_backbone_draws_no_dropout(freeze):
-    """run_span's path for `model.freeze_text_encoder`: the frozen BERT runs in inference mode."""
+    """The QA recipe's path for `model.freeze_text_encoder`: the frozen BERT runs in inference mode."""
     from tfmm.models.span_model import build_span_model
 
     keras.utils.set_random_seed(4)

@@ -127,6 +127,28 @@ def test_train_three_steps_then_evaluate(span_preset, tmp_path):
         assert set(json.load(handle)) == {"q1", "q2", "q3", "q4", "q5", "q6"}
 
 
+def test_the_runner_returns_a_question_answering_run_like_any_other(span_preset, tmp_path):
+    """The one runner's result has the keys of a classification run, with the eval report,
+    and train.py's table of stages shows its EM/F1."""
+    import train
+    from tfmm.training.runner import run_training
+
+    squad_path = write_tiny_squad_file(tmp_path / "tiny.json")
+    config = load_config(XQUAD_CONFIG, _span_overrides(span_preset, squad_path,
+                                                       os.fspath(tmp_path / "run")))
+    result = run_training(config, log=lambda line: None)
+    assert set(result) == {"run_dir", "task", "history", "report", "export_dir", "model",
+                           "replicas", "seconds"}
+    assert result["task"].name == "qa" and result["export_dir"] is None
+    with open(os.path.join(result["run_dir"], "eval_report.json")) as handle:
+        assert result["report"] == json.load(handle)
+    row = train.stage_table([("qa", config, result)]).splitlines()[2]
+    report = result["report"]
+    modalities = " + ".join(config.data.modalities)
+    assert row == (f"| qa | {modalities} | {report['total']} | {report['exact_match']:.3f} | "
+                   f"{report['f1']:.3f} |")
+
+
 @pytest.mark.parametrize("mutate, expected", [
     (lambda data: data["data"][1]["paragraphs"][0]["qas"][0]["answers"][0].update(
         answer_start=3), ["'Colors'", "question q3", "does not match the context"]),

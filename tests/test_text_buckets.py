@@ -107,7 +107,7 @@ def test_model_outputs_do_not_depend_on_the_bucket(bucketed, tiny_preset):
 
 def test_bucketed_run_trains(tiny_preset, tmp_path):
     from tfmm.config import config_from_dict
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
 
     config = tiny.tiny_config(tiny_preset, _write_varied_manifest(str(tmp_path / "data")),
                               str(tmp_path / "run"), modalities=("text",), epochs=2)

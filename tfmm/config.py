@@ -396,10 +396,3 @@ def _apply(config: Config, overrides) -> Config:
             raise ConfigError(f"--set expects key=value. Received: {override!r}")
         _set_field(config, key.strip(), _parse_override_value(text.strip()), "--set")
     return config.validate()
-
-
-def save_config(config: Config, path: str):
-    """Writes the config as JSON (the run folder's record of what ran), atomically."""
-    from tfmm.atomic_write import write_json
-
-    write_json(path, config.to_dict())

@@ -25,7 +25,7 @@ def main(config_path, out_path, *arguments):
         cpu, [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()])
 
     from tfmm.config import load_config
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
 
     overrides = [argument for argument in arguments if argument != "--repeat-two"]
     runs = [("one", "default"), ("two", "mirrored")]

@@ -66,7 +66,7 @@ def main(config_path, out_path, replicas, mode):
             cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(replicas)])
 
     from tfmm.config import load_config
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
     from tfmm.training.strategy import create_strategy
 
     strategy_name = "mirrored" if replicas > 1 else "default"

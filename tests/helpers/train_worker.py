@@ -18,7 +18,7 @@ def main(argv):
 
     from tfmm.config import load_config
     from tfmm.errors import UserError
-    from tfmm.training.run import run_training
+    from tfmm.training.runner import run_training
 
     try:
         result = run_training(load_config(config_path, overrides),

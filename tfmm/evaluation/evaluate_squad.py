@@ -4,11 +4,11 @@ The windows come from the graph preprocessing (`tfmm.data.span_pipeline.SpanWind
 model runs over every window (`tfmm.evaluation.predict.predict_dataset`), each question's answer is
 decoded from its windows in the graph (`tfmm.evaluation.span_decoding.decode_spans`, the decoder of
 the exported SavedModel too) and scored
-with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two files are written:
-
-    <name>_report.json       exact_match, f1, total (+ HasAns_* / NoAns_* for SQuAD v2.0), the
-                             window loss, and the sentence-overlap baseline's EM/F1 beside them
-    <name>_predictions.json  {question id: answer text}, the official predictions format
+with the official SQuAD exact match / F1 (`tfmm.evaluation.squad_metrics`). Two files are written
+in the report folder (`tfmm.run_folder.RunFolder.report` and `.predictions`): the report
+(exact_match, f1, total, + HasAns_* / NoAns_* for SQuAD v2.0, the window loss, and the
+sentence-overlap baseline's EM/F1 beside them) and {question id: answer text}, the official
+predictions format.
 """
 
 import functools
@@ -25,8 +25,8 @@ from tfmm.evaluation.overlap_baseline import evaluate_overlap_baseline
 from tfmm.evaluation.predict import predict_dataset
 from tfmm.evaluation.span_decoding import decode_spans
 from tfmm.evaluation.squad_metrics import evaluate_predictions, write_predictions
+from tfmm.run_folder import RunFolder
 from tfmm.tasks import QuestionAnsweringTask
-from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 
 
 class SquadDataError(UserError):
@@ -113,7 +113,7 @@ def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config
         examples: the `SquadExample`s.
         pipeline: their windows (`SpanWindowPipeline.from_examples`).
         qa_config: the `tfmm.config.QuestionAnsweringConfig` (decoding settings).
-        out_dir: folder of `<name>_report.json` and `<name>_predictions.json`.
+        out_dir: folder of the report and the predictions (`RunFolder.report(name)`, ...).
         name: file prefix.
         batch_size: windows per forward pass.
         baseline: also score the sentence-overlap baseline on the same questions.
@@ -131,59 +131,8 @@ def evaluate_span_model(model, examples, pipeline: SpanWindowPipeline, qa_config
     if baseline:
         report["overlap_baseline"] = evaluate_overlap_baseline(examples)
     tf.io.gfile.makedirs(out_dir)
-    predictions_path = os.path.join(out_dir, f"{name}_predictions.json")
-    write_predictions(predictions_path, predictions)
-    report["predictions_file"] = os.path.basename(predictions_path)
-    write_json(os.path.join(out_dir, f"{name}_report.json"), report)
-    return report
-
-
-def squad_headline(report: dict) -> str:
-    """One line: EM/F1 (and the baseline's) on the number of questions."""
-    text = (f"exact match {report['exact_match']:.2f}, F1 {report['f1']:.2f} on "
-            f"{report['total']} questions")
-    if "HasAns_f1" in report:
-        text += (f" (HasAns F1 {report['HasAns_f1']:.2f}, NoAns F1 {report['NoAns_f1']:.2f})")
-    baseline = report.get("overlap_baseline")
-    if baseline:
-        text += (f"; sentence-overlap baseline: exact match {baseline['exact_match']:.2f}, "
-                 f"F1 {baseline['f1']:.2f}")
-    return text
-
-
-def evaluate_squad_run(run_dir: str, config, model, data_path: str, out_dir=None, name=None,
-                       batch_size: int = 32, skip_invalid: bool = False, log=print) -> dict:
-    """What `evaluate.py RUN_DIR --data FILE.json` does for a question-answering run.
-
-    Args:
-        run_dir: the run folder (its config.json gives the preset, window sizes and decoding).
-        config: the run's `tfmm.config.Config`.
-        model: the loaded span model.
-        data_path: SQuAD v1.1/v2.0 JSON file.
-        out_dir: report folder (default: the run folder).
-        name: file prefix (default: the data file's name without extension).
-        batch_size: windows per forward pass.
-        skip_invalid: skip invalid questions (logged) instead of stopping at the first.
-
-    Returns:
-        The report dict.
-    """
-    qa = config.qa
-    examples = read_squad_file(data_path, skip_invalid=skip_invalid)
-    if not examples:
-        raise SquadDataError(f"{data_path}: no questions to evaluate")
-    if any(example.is_impossible for example in examples) and not qa.version_2_with_negative:
-        log(f"{data_path} has unanswerable (v2.0) questions but the run was trained with "
-            "qa.version_2_with_negative false: they are scored, never predicted")
-    tokenizer = load_bert_tokenizer(config.model.text_preset)
-    pipeline = SpanWindowPipeline.from_examples(examples, tokenizer, qa.max_sequence_length,
-                                                qa.doc_stride, qa.max_query_length)
-    log(f"{data_path}: {len(examples)} questions, {pipeline.num_examples} windows")
-    name = name or os.path.splitext(os.path.basename(data_path))[0]
-    out_dir = out_dir or run_dir
-    report = evaluate_span_model(model, examples, pipeline, qa, out_dir, name=name,
-                                 batch_size=batch_size, source=data_path)
-    log(f"{name}: {squad_headline(report)}")
-    log(f"report: {os.path.join(out_dir, name + '_report.json')}; predictions: "
-        f"{os.path.join(out_dir, name + '_predictions.json')}")
+    folder = RunFolder(out_dir)
+    write_predictions(folder.predictions(name), predictions)
+    report["predictions_file"] = os.path.basename(folder.predictions(name))
+    write_json(folder.report(name), report)
     return report

@@ -9,12 +9,12 @@ from tfmm.atomic_write import write_json
 from tfmm.evaluation.metrics import reading_order
 from tfmm.evaluation.plots import plot_training_curves
 from tfmm.evaluation.predict import predict_dataset
+from tfmm.run_folder import RunFolder
 from tfmm.tasks import get_task
 
 
 def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: int = 64,
-                      history=None, name: str = "test", group_field: str = "",
-                      report_path: str = "") -> dict:
+                      history=None, name: str = "test", group_field: str = "") -> dict:
     """Runs `model` over a pipeline and writes the report and its plots to out_dir.
 
     Args:
@@ -22,13 +22,12 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
         pipeline: `tfmm.data.dataset.ExamplePipeline` of the manifest to evaluate.
         task: a classification or regression `tfmm.tasks.Task` (or its name).
         labels: class names (classification) or target names (regression, may be empty).
-        out_dir: folder for the plots (and the report, unless `report_path` is given).
+        out_dir: folder of the report and its plots (a run folder, or evaluate.py's --out).
         batch_size: evaluation batch size.
         history: optional {metric: [per epoch]} for the training-curve plot.
         name: prefix of the files written.
         group_field: a manifest field (e.g. "question_type"); the report then also holds the
             task's score (accuracy, subset accuracy or MAE) for each of its values.
-        report_path: where the report JSON goes (default: out_dir/{name}_report.json).
 
     Returns:
         The report dict (metrics, the loss, file names of the plots).
@@ -41,12 +40,13 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
         report["by_" + group_field] = grouped_scores(
             task, [row.extra.get(group_field) for row in pipeline.manifest.rows], outputs, targets)
     tf.io.gfile.makedirs(out_dir)
+    folder = RunFolder(out_dir)
     plots = task.write_plots(report, outputs, targets, labels, out_dir, name)
     if history:
         plots["training_curves"] = plot_training_curves(
-            history, os.path.join(out_dir, "training_curves.png"))
+            history, folder.training_curves)
     report["plots"] = {key: os.path.basename(path) for key, path in plots.items()}
-    write_json(report_path or os.path.join(out_dir, f"{name}_report.json"), report)
+    write_json(folder.report(name), report)
     return report
 
 

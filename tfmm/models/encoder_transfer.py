@@ -1,12 +1,11 @@
 """Starting a model's encoders from the encoders of earlier tfmm runs (transfer learning)."""
 
-import os
-
 import keras
 import tensorflow as tf
 
 from tfmm.errors import UserError
 from tfmm.models.multimodal_model import MultimodalModel
+from tfmm.run_folder import model_file
 
 
 class EncoderTransferError(UserError):
@@ -29,7 +28,7 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
     """
     loaded = []
     for source in sources:
-        path = source if source.endswith(".keras") else os.path.join(source, "model.keras")
+        path = model_file(source)
         if not tf.io.gfile.exists(path):
             raise EncoderTransferError(f"`model.init_encoders_from`: {path} not found (train that "
                                        "run first)")

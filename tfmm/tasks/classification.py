@@ -30,6 +30,8 @@ class MulticlassTask(_ClassificationTask):
 
     name = "multiclass"
     score_name = "accuracy"
+    table_columns = (("num_examples", "test examples"), ("accuracy", "accuracy"),
+                     ("macro_f1", "macro-F1"), ("auroc", "AUROC"))
 
     def read_answer(self, reader, record):
         return reader.read_label(record), None
@@ -89,6 +91,8 @@ class MultilabelTask(_ClassificationTask):
 
     name = "multilabel"
     score_name = "subset_accuracy"
+    table_columns = (("num_examples", "test examples"), ("subset_accuracy", "subset accuracy"),
+                     ("macro_f1", "macro-F1"), ("micro_f1", "micro-F1"))
 
     def read_answer(self, reader, record):
         return reader.read_label_list(record), None

@@ -18,6 +18,7 @@ class QuestionAnsweringTask(Task):
     name = "qa"
     output_keys = ("start_logits", "end_logits")
     score_name = "span_exact"
+    table_columns = (("total", "eval questions"), ("exact_match", "exact match"), ("f1", "F1"))
     reads_jsonl_manifests = False  # SQuAD JSON files (tfmm.data.squad)
 
     def check_config(self, config):

@@ -15,6 +15,8 @@ class RegressionTask(Task):
     name = "regression"
     output_keys = ("predictions",)
     score_name = "mae"
+    table_columns = (("num_examples", "test examples"), ("mae", "MAE"), ("rmse", "RMSE"),
+                     ("pearson_r", "Pearson r"))
     lower_score_is_better = True
 
     def num_outputs(self, labels, num_targets: int) -> int:

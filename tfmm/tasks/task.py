@@ -20,6 +20,8 @@ class Task:
         lower_score_is_better: True when the score is an error (regression's MAE).
         has_classes: the manifest's answers are class names (a label vocabulary exists).
         reads_jsonl_manifests: the task's data is a JSONL manifest (`tfmm.data.manifest`).
+        table_columns: ((report key, column title), ...): the report's figures in train.py's
+            table of stages, the number of examples first.
     """
 
     name = ""
@@ -28,6 +30,7 @@ class Task:
     lower_score_is_better = False
     has_classes = False
     reads_jsonl_manifests = True
+    table_columns = ()
 
     # --- config ------------------------------------------------------------------------------
     def check_config(self, config):

@@ -1,49 +1,19 @@
-"""A run's per-epoch history (`history.json` in the run folder): read, write, turn around.
+"""A run's per-epoch history: what its records hold, and the train/inference divergence check.
+
+The run folder stores the records (`tfmm.run_folder.RunFolder.read_history` / `write_history`;
+`tfmm.run_folder.history_by_metric` turns them into one list per metric).
 
 The `Trainer` appends one record per epoch ({"epoch": 1, "seconds": 12.3, "loss": ...,
-"accuracy": ..., "val_accuracy": ...}); evaluation reports plot it as curves, one list per metric.
+"accuracy": ..., "val_accuracy": ...}); evaluation reports plot it as curves.
 "loss" and the score are averaged over the epoch's training steps, in training mode (dropout on,
 BatchNorm on each batch's statistics). Beside them, the same model in inference mode: "val_..."
 on the validation split, or, without one, "train_inference_..." on a fixed sample of the
 training data.
 """
 
-import json
-import os
-
-import tensorflow as tf
-
-from tfmm.atomic_write import write_json
-
-HISTORY_FILE = "history.json"
 INFERENCE_PREFIX = "train_inference_"
 # Training-mode and inference-mode scores further apart than this get a warning.
 DIVERGENCE_MARGIN = 0.2
-
-
-def history_path(run_dir: str) -> str:
-    return os.path.join(run_dir, HISTORY_FILE)
-
-
-def write_history(run_dir: str, records: list) -> None:
-    """Writes the records aside, then renames them over the file (`tfmm.atomic_write`): a kill
-    never leaves a half-written history, a full disk is one error line."""
-    write_json(history_path(run_dir), records, indent=1)
-
-
-def load_history(run_dir: str) -> list:
-    """The run's epoch records, oldest first ([] when the run has none yet)."""
-    path = history_path(run_dir)
-    if not tf.io.gfile.exists(path):
-        return []
-    with tf.io.gfile.GFile(path) as handle:
-        return json.load(handle)
-
-
-def history_by_metric(records: list) -> dict:
-    """Epoch records -> {metric: [value per epoch]} (the "epoch" and "seconds" keys left out)."""
-    keys = [key for key in (records[0] if records else {}) if key not in ("epoch", "seconds")]
-    return {key: [record.get(key) for record in records] for key in keys}
 
 
 def mode_divergence_warning(record: dict, score_name: str, lower_is_better: bool = False):

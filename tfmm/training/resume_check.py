@@ -10,20 +10,15 @@ the saved config is compared with the new one, field by field:
 - any other change (learning rate, epochs, data, model, seed, ...) stops the run with one line
   naming the changed keys and the ways out: a new run folder (`--run-dir`), or
   `--allow-config-change`, which resumes under the new config and records the change in
-  `config_changes.json`.
+  the run folder's list of config changes.
 """
 
 import json
-import os
 
-import tensorflow as tf
-
-from tfmm.atomic_write import write_json
 from tfmm.config import ConfigError, config_from_dict
 from tfmm.errors import UserError
+from tfmm.run_folder import RunFolder
 
-CONFIG_FILE = "config.json"
-CHANGES_FILE = "config_changes.json"
 COMPUTATION_NEUTRAL_KEYS = frozenset({
     "training.run_dir", "training.export", "training.checkpoint_every_steps",
     "training.keep_checkpoints", "training.strategy", "training.tpu", "data.test_manifest",
@@ -42,11 +37,10 @@ def _flatten(config_dict: dict) -> dict:
             for key, value in fields.items()}
 
 
-def _saved_config(path: str) -> dict:
-    with tf.io.gfile.GFile(path) as handle:
-        saved = json.load(handle)
+def _saved_config(folder: RunFolder) -> dict:
+    saved = folder.read_config_dict()
     try:  # fields added since the run started take their defaults
-        return _flatten(config_from_dict(saved, source=path).to_dict())
+        return _flatten(config_from_dict(saved, source=folder.config).to_dict())
     except ConfigError:
         return _flatten(saved)
 
@@ -69,7 +63,7 @@ def check_resume_config(config, run_dir: str, allow_change: bool = False, chief:
         config: the validated `tfmm.config.Config` of this run.
         run_dir: the run folder.
         allow_change: resume even when computation-changing fields differ (recorded in
-            config_changes.json on the chief).
+            the run folder's config changes on the chief).
         chief: whether this worker writes files.
         log: function taking one line of text.
 
@@ -79,11 +73,10 @@ def check_resume_config(config, run_dir: str, allow_change: bool = False, chief:
     Raises:
         ConfigChangedError: such keys changed and `allow_change` is False.
     """
-    saved_path = os.path.join(run_dir, CONFIG_FILE)
-    checkpoints = os.path.join(run_dir, "checkpoints")
-    if not (tf.io.gfile.exists(saved_path) and tf.train.latest_checkpoint(checkpoints)):
+    folder = RunFolder(run_dir)
+    if folder.read_config_dict() is None or not folder.has_checkpoint():
         return []
-    saved = _saved_config(saved_path)
+    saved = _saved_config(folder)
     new = _flatten(config.to_dict())
     changed = [key for key in changed_keys(saved, new) if key not in COMPUTATION_NEUTRAL_KEYS]
     if not changed:
@@ -92,17 +85,11 @@ def check_resume_config(config, run_dir: str, allow_change: bool = False, chief:
                           for key in changed)
     if not allow_change:
         raise ConfigChangedError(
-            f"{saved_path}: this run folder holds a checkpoint of a run with another config "
+            f"{folder.config}: this run folder holds a checkpoint of a run with another config "
             f"({described}); start a new run folder (--run-dir) or resume under the new config "
             f"with --allow-config-change")
     log(f"resuming {run_dir} under a changed config ({described}): --allow-config-change")
     if chief:
-        changes_path = os.path.join(run_dir, CHANGES_FILE)
-        records = []
-        if tf.io.gfile.exists(changes_path):
-            with tf.io.gfile.GFile(changes_path) as handle:
-                records = json.load(handle)
-        records.append({key: {"before": saved.get(key), "after": new.get(key)}
-                        for key in changed})
-        write_json(changes_path, records)
+        folder.append_config_change({key: {"before": saved.get(key), "after": new.get(key)}
+                                     for key in changed})
     return changed

@@ -16,7 +16,6 @@ float rounding; see docs/distributed.md) and in distribution with random masks.
 """
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
@@ -30,8 +29,8 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.models.dropout import threefry_dropout
 from tfmm.models.replica_seeds import replica_random_streams
 from tfmm.tasks import get_task
-from tfmm.training.history import (INFERENCE_PREFIX, history_by_metric, load_history,
-                                   mode_divergence_warning, write_history)
+from tfmm.run_folder import RunFolder, history_by_metric
+from tfmm.training.history import INFERENCE_PREFIX, mode_divergence_warning
 from tfmm.training.optimizer import build_optimizer
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
 
@@ -78,6 +77,7 @@ class Trainer:
         self.strategy = strategy
         self.steps_per_epoch = steps_per_epoch
         self.run_dir = run_dir
+        self.run_folder = RunFolder(run_dir)
         self.log = log
         self.is_chief = is_chief()
         self.jit_compile = resolve_jit_compile(training.jit_compile, strategy)
@@ -106,13 +106,13 @@ class Trainer:
                                               random_states=self.random_states)
         # Every worker writes (saving is collective); only the chief's copy is kept. Every worker
         # resumes from the chief's folder, which must then be storage they all read (e.g. gs://).
-        self.checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        self.checkpoint_dir = self.run_folder.checkpoints
         self._scratch_dir = None if self.is_chief else tempfile.mkdtemp(
             prefix="tfmm-worker-checkpoints-")
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
             max_to_keep=training.keep_checkpoints)
-        self.history = load_history(run_dir)
+        self.history = self.run_folder.read_history()
         self.train_step = self._build_train_step()
 
     @classmethod
@@ -277,7 +277,7 @@ class Trainer:
         training = self.training
         batch_size, shuffle_buffer = self.batch_size, self.shuffle_buffer
         score_name = self.task.score_name
-        writer = (tf.summary.create_file_writer(os.path.join(self.run_dir, "logs", "train"))
+        writer = (tf.summary.create_file_writer(self.run_folder.training_logs)
                   if self.is_chief else tf.summary.create_noop_writer())
         for epoch in range(int(self.epoch.numpy()), training.epochs):
             self.epoch.assign(epoch)
@@ -362,7 +362,7 @@ class Trainer:
         self.history = [entry for entry in self.history if entry["epoch"] < record["epoch"]]
         self.history.append(record)
         if self.is_chief:
-            write_history(self.run_dir, self.history)
+            self.run_folder.write_history(self.history)
 
     def history_by_metric(self):
         return history_by_metric(self.history)

@@ -1,0 +1,141 @@
+"""The recipe of the manifest tasks (multi-class, multi-label, regression): JSONL manifests of
+text, image and audio -> `MultimodalPreprocessor` -> the multimodal model -> the report of the
+test manifest -> the raw-input serving SavedModel.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from tfmm.config import ConfigError
+from tfmm.data.dataset import ExamplePipeline
+from tfmm.data.manifest import Manifest, read_manifest_for_config
+from tfmm.evaluation.report import evaluate_pipeline
+from tfmm.export.serving_model import export_serving_model
+from tfmm.models.encoder_transfer import load_encoder_weights
+from tfmm.models.multimodal_model import build_multimodal_model
+from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.recipes.recipe import Recipe
+from tfmm.run_folder import history_by_metric
+
+
+def prepare_data(config, log=print):
+    """Writes a bundled data set when the config names one and its manifests are missing.
+
+    The rows are drawn with `data.seed`, never `training.seed`: a run's seed does not touch
+    written data. A data set already written with another `data.seed` is kept and the run stops
+    (`tfmm.data.av_digits.DataSeedError`).
+    """
+    data = config.data
+    if not data.builder:
+        return
+    if data.builder != "av_digits":
+        raise ConfigError(f"`data.builder` must be '' or 'av_digits'. Received: {data.builder!r}")
+    from tfmm.data.av_digits import build_av_digits
+
+    out_dir = os.path.dirname(data.train_manifest) or "."
+    if not (tf.io.gfile.exists(data.train_manifest) and tf.io.gfile.exists(data.test_manifest)):
+        log(f"writing the AV-digits QA data set to {out_dir}")
+    build_av_digits(out_dir, seed=data.seed)
+
+
+def read_manifests(config, log=print) -> tuple:
+    """Validates every manifest the config names: (train, validation or None, test or None)."""
+    data = config.data
+    train = read_manifest_for_config(data.train_manifest, data)
+    log(train.summary())
+    others = {}
+    for name in ("validation_manifest", "test_manifest"):
+        path = getattr(data, name)
+        if path:
+            others[name] = read_manifest_for_config(path, data, labels=train.labels)
+            log(others[name].summary())
+    return train, others.get("validation_manifest"), others.get("test_manifest")
+
+
+@dataclasses.dataclass
+class ManifestData:
+    """The validated manifests of a run and the preprocessing they go through."""
+
+    train: Manifest
+    validation: Manifest
+    test: Manifest
+    preprocessor: MultimodalPreprocessor
+
+    @property
+    def labels(self) -> tuple:
+        return self.train.labels
+
+
+class ManifestRecipe(Recipe):
+    """Multi-class, multi-label and regression runs on JSONL manifests."""
+
+    def _preprocessor(self, config) -> MultimodalPreprocessor:
+        return MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
+
+    def _pipeline(self, manifest, preprocessor, cache=False, **options) -> ExamplePipeline:
+        return ExamplePipeline(manifest, preprocessor, self.task.name, cache, **options)
+
+    def load_data(self, config, chief, log=print) -> ManifestData:
+        if chief:
+            prepare_data(config, log)
+        return ManifestData(*read_manifests(config, log), self._preprocessor(config))
+
+    def pipelines(self, config, data, log=print) -> tuple:
+        train = self._pipeline(data.train, data.preprocessor, config.data.cache,
+                               text_length_buckets=config.data.text_length_buckets)
+        validation = (self._pipeline(data.validation, data.preprocessor)
+                      if data.validation else None)
+        return train, validation, data.train.path
+
+    def build_model(self, config, data, log=print):
+        model = build_multimodal_model(
+            config, self.task.num_outputs(data.labels, config.data.num_targets))
+        if config.model.init_encoders_from:
+            load_encoder_weights(model, config.model.init_encoders_from, log)
+        return model
+
+    def prepare_training(self, model, config, train_pipeline, validation_pipeline, strategy,
+                         log=print) -> tuple:
+        from tfmm.training.feature_cache import cache_frozen_features
+        from tfmm.training.strategy import synchronize_batch_norm
+
+        replicas = strategy.num_replicas_in_sync
+        if replicas > 1:
+            # BatchNorm statistics over the global batch, as on one replica (docs/distributed.md).
+            synchronized = synchronize_batch_norm(model)
+            log(f"{synchronized} BatchNormalization layers compute their statistics across the "
+                f"{replicas} replicas")
+        if not config.training.cache_frozen_features:
+            return model, train_pipeline, validation_pipeline
+        # Fusion and head train on features the frozen encoders compute once; `model` shares the
+        # trained weights and is what gets saved, evaluated and exported.
+        with strategy.scope():
+            return cache_frozen_features(model, config, train_pipeline, validation_pipeline, log)
+
+    def run_info(self, config, data) -> dict:
+        return {"labels": list(data.labels)}
+
+    def evaluate(self, model, config, data, out_dir, history, log=print):
+        if data.test is None:
+            return None
+        return evaluate_pipeline(model, self._pipeline(data.test, data.preprocessor), self.task,
+                                 data.labels, out_dir, config.data.batch_size, history=history,
+                                 name=self.report_name, group_field=config.data.report_group_field)
+
+    def export(self, model, config, data, export_dir):
+        export_serving_model(model, self._preprocessor(config), self.task.name, data.labels,
+                             export_dir)
+
+    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print):
+        config = run.config
+        config.data.skip_invalid = skip_invalid
+        labels = tuple(run.run_info["labels"])
+        manifest = read_manifest_for_config(data_path, config.data,
+                                            labels=labels if self.task.has_classes else None)
+        log(manifest.summary())
+        pipeline = self._pipeline(manifest, self._preprocessor(config))
+        history = history_by_metric(run.folder.read_history()) or None
+        return evaluate_pipeline(run.model, pipeline, self.task, labels, out_dir, batch_size,
+                                 history=history, name=name)
