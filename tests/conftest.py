@@ -32,14 +32,16 @@ def tiny_manifest(tmp_path_factory):
 
 @pytest.fixture
 def tiny_config(tiny_preset, tiny_manifest, tmp_path):
-    """Factory: `tiny_config(name="run", modalities=..., **training)` writes a JSON config for a
-    tiny run in tmp_path and returns (config path, run folder)."""
+    """Factory: `tiny_config(name="run", modalities=..., manifest=None, data=None, model=None,
+    **training)` writes a JSON config for a tiny run in tmp_path (`data` / `model`: overrides of
+    those sections, as in helpers.tiny.tiny_config) and returns (config path, run folder)."""
     from helpers import tiny
 
-    def make(name="run", modalities=("text", "audio"), manifest=None, **training):
+    def make(name="run", modalities=("text", "audio"), manifest=None, data=None, model=None,
+             **training):
         run_dir = str(tmp_path / name)
         config = tiny.tiny_config(tiny_preset, manifest or tiny_manifest, run_dir,
-                                  modalities=modalities, **training)
+                                  modalities=modalities, data=data, model=model, **training)
         path = tiny.write_config(str(tmp_path / f"{name}.json"), config)
         return path, run_dir
 

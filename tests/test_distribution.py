@@ -268,12 +268,8 @@ def test_two_workers_on_loopback_agree_and_only_the_chief_writes(tiny_config, tm
     """MultiWorkerMirroredStrategy from TF_CONFIG: two processes on 127.0.0.1 train together
     (dropout on), end with identical weights, and only the chief's run folder is written; run
     again with unshared run folders, they refuse to resume from different steps."""
-    config, _ = tiny_config("cluster", strategy="multiworker", jit_compile="false",
-                            checkpoint_every_steps=3)
-    with open(config) as handle:
-        values = json.load(handle)
-    values["model"]["dropout"] = 0.1
-    tiny.write_config(config, values)
+    config, _ = tiny_config("cluster", model={"dropout": 0.1}, strategy="multiworker",
+                            jit_compile="false", checkpoint_every_steps=3)
     run_dirs = [str(tmp_path / f"worker{index}_run") for index in range(2)]
     weights = [str(tmp_path / f"worker{index}.npz") for index in range(2)]
     scratch = [str(tmp_path / f"worker{index}_tmp") for index in range(2)]
