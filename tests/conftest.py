@@ -16,7 +16,8 @@ if REPO_ROOT not in sys.path:  # `pytest` (not only `python -m pytest`) finds tf
 
 @pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory):
-    """A keras-hub preset folder: 2-layer BERT (hidden 8) with a 20-word WordPiece tokenizer."""
+    """A keras-hub preset folder: 2-layer BERT (hidden 8) with a WordPiece tokenizer of the
+    words of helpers.tiny.VOCABULARY. Shared by every test module: do not write into it."""
     from helpers import tiny
 
     return tiny.write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
