@@ -16,7 +16,8 @@ if REPO_ROOT not in sys.path:  # `pytest` (not only `python -m pytest`) finds tf
 
 @pytest.fixture(scope="session")
 def tiny_preset(tmp_path_factory):
-    """A keras-hub preset folder: 2-layer BERT (hidden 8) with a 20-word WordPiece tokenizer."""
+    """A keras-hub preset folder: 2-layer BERT (hidden 8) with a WordPiece tokenizer of the
+    words of helpers.tiny.VOCABULARY. Shared by every test module: do not write into it."""
     from helpers import tiny
 
     return tiny.write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
@@ -32,14 +33,16 @@ def tiny_manifest(tmp_path_factory):
 
 @pytest.fixture
 def tiny_config(tiny_preset, tiny_manifest, tmp_path):
-    """Factory: `tiny_config(name="run", modalities=..., **training)` writes a JSON config for a
-    tiny run in tmp_path and returns (config path, run folder)."""
+    """Factory: `tiny_config(name="run", modalities=..., manifest=None, data=None, model=None,
+    **training)` writes a JSON config for a tiny run in tmp_path (`data` / `model`: overrides of
+    those sections, as in helpers.tiny.tiny_config) and returns (config path, run folder)."""
     from helpers import tiny
 
-    def make(name="run", modalities=("text", "audio"), manifest=None, **training):
+    def make(name="run", modalities=("text", "audio"), manifest=None, data=None, model=None,
+             **training):
         run_dir = str(tmp_path / name)
         config = tiny.tiny_config(tiny_preset, manifest or tiny_manifest, run_dir,
-                                  modalities=modalities, **training)
+                                  modalities=modalities, data=data, model=model, **training)
         path = tiny.write_config(str(tmp_path / f"{name}.json"), config)
         return path, run_dir
 

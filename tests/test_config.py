@@ -3,20 +3,15 @@
 import json
 
 import pytest
+from helpers.tiny import write_config
 
 from tfmm.config import ConfigError, config_from_dict, load_config
 
 
-def write_python_config(tmp_path, body):
-    path = tmp_path / "config.py"
-    path.write_text(f"def get_config():\n    return {body}\n")
-    return str(path)
-
-
 def test_python_config_and_overrides(tmp_path):
-    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl",
-                                                   "modalities": ["text", "audio"]},
-                                          "training": {"epochs": 3}})
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl",
+                                                          "modalities": ["text", "audio"]},
+                                                 "training": {"epochs": 3}})
     config = load_config(path, ["training.epochs=5", "model.fusion=concat",
                                 "training.learning_rate=2e-4", "data.cache=false",
                                 "model.audio_conv_filters=8,16"])
@@ -29,23 +24,22 @@ def test_python_config_and_overrides(tmp_path):
 
 
 def test_json_config_round_trip(tmp_path):
-    config = load_config(write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}}))
-    path = tmp_path / "config.json"
-    path.write_text(json.dumps(config.to_dict()))
-    again = load_config(str(path))
+    config = load_config(write_config(tmp_path / "config.py",
+                                      {"data": {"train_manifest": "m.jsonl"}}))
+    again = load_config(write_config(tmp_path / "config.json", config.to_dict()))
     assert again == config
 
 
 def test_unknown_key_is_an_error(tmp_path):
-    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"},
-                                          "training": {"epoch": 3}})
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"},
+                                                 "training": {"epoch": 3}})
     with pytest.raises(ConfigError, match=r"unknown key 'training.epoch'.*Did you mean "
                        r"\['training.epochs', 'training.steps_per_epoch'\]\?"):
         load_config(path)
 
 
 def test_unknown_override_and_section(tmp_path):
-    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}})
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"}})
     with pytest.raises(ConfigError, match=r"--set: unknown key 'model.fusoin'"):
         load_config(path, ["model.fusoin=concat"])
     with pytest.raises(ConfigError, match=r"unknown section 'optimizer'"):
@@ -55,7 +49,7 @@ def test_unknown_override_and_section(tmp_path):
 
 
 def test_type_and_value_errors(tmp_path):
-    path = write_python_config(tmp_path, {"data": {"train_manifest": "m.jsonl"}})
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"}})
     with pytest.raises(ConfigError, match=r"`training.epochs` must be a number. Received: 'many'"):
         load_config(path, ["training.epochs=many"])
     with pytest.raises(ConfigError, match=r"`model.fusion` must be one of \['concat', 'attention'\]"):
@@ -78,12 +72,10 @@ def test_type_and_value_errors(tmp_path):
 def test_stages_load_in_order_with_overrides(tmp_path):
     from tfmm.config import load_stages
 
-    path = tmp_path / "recipe.py"
-    path.write_text(
-        "def get_config():\n"
-        "    base = {'data': {'train_manifest': 'm.jsonl'}}\n"
-        "    return [dict(base, name='first'), dict(base, name='second',"
-        " training={'epochs': 7})]\n")
+    base = {"data": {"train_manifest": "m.jsonl"}}
+    path = write_config(tmp_path / "recipe.py", [dict(base, name="first"),
+                                                 dict(base, name="second",
+                                                      training={"epochs": 7})])
     stages = load_stages(str(path), ["training.seed=3"])
     assert [name for name, _ in stages] == ["first", "second"]
     assert stages[1][1].training.epochs == 7

@@ -54,7 +54,7 @@ def test_training_pipelines_are_static_and_python_free(task, tiny_preset, tmp_pa
     and stall input). Files are read through tf.io.gfile: the data here lives in ram://."""
     import tensorflow as tf
 
-    from tfmm.config import DataConfig
+    from tfmm.config import config_from_dict
     from tfmm.data.dataset import ExamplePipeline
     from tfmm.data.manifest import read_manifest_for_config
     from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
@@ -62,10 +62,10 @@ def test_training_pipelines_are_static_and_python_free(task, tiny_preset, tmp_pa
     local = tiny.write_manifest(str(tmp_path / "data"), num_rows=20, task=task)
     remote = f"ram://tfmm-test-{task}-{os.getpid()}"
     _copy_tree_to(os.path.dirname(local), remote)
-    data = DataConfig(train_manifest=f"{remote}/train.jsonl", task=task,
-                      modalities=("text", "image", "audio"),
-                      labels=() if task == "regression" else tiny.LABELS,
-                      text_sequence_length=8, image_size=32, audio_length=800, batch_size=8)
+    data = config_from_dict(tiny.tiny_config(
+        tiny_preset, f"{remote}/train.jsonl", str(tmp_path / "run"),
+        modalities=("text", "image", "audio"),
+        data={"task": task, "labels": [] if task == "regression" else tiny.LABELS})).data
     manifest = read_manifest_for_config(data.train_manifest, data)
     preprocessor = MultimodalPreprocessor.from_data_config(data, tiny_preset)
     pipeline = ExamplePipeline(manifest, preprocessor, task, cache=True)
@@ -268,12 +268,8 @@ def test_two_workers_on_loopback_agree_and_only_the_chief_writes(tiny_config, tm
     """MultiWorkerMirroredStrategy from TF_CONFIG: two processes on 127.0.0.1 train together
     (dropout on), end with identical weights, and only the chief's run folder is written; run
     again with unshared run folders, they refuse to resume from different steps."""
-    config, _ = tiny_config("cluster", strategy="multiworker", jit_compile="false",
-                            checkpoint_every_steps=3)
-    with open(config) as handle:
-        values = json.load(handle)
-    values["model"]["dropout"] = 0.1
-    tiny.write_config(config, values)
+    config, _ = tiny_config("cluster", model={"dropout": 0.1}, strategy="multiworker",
+                            jit_compile="false", checkpoint_every_steps=3)
     run_dirs = [str(tmp_path / f"worker{index}_run") for index in range(2)]
     weights = [str(tmp_path / f"worker{index}.npz") for index in range(2)]
     scratch = [str(tmp_path / f"worker{index}_tmp") for index in range(2)]

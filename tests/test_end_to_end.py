@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.tiny import tiny_config, write_bert_preset, write_manifest
+from helpers.tiny import read_jsonl, tiny_config, write_config, write_jsonl, write_manifest
 from tfmm.config import config_from_dict
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.training.runner import run_training
@@ -19,13 +19,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
+def finished_run(tmp_path_factory, tiny_preset):
     """Trains the tiny text+image+audio model with one audio clip in four missing; exports."""
     root = tmp_path_factory.mktemp("e2e")
-    preset = write_bert_preset(str(root / "bert"))
     manifest = write_manifest(str(root / "data"), num_rows=16, missing_audio_every=4)
     config = config_from_dict(tiny_config(
-        preset, manifest, str(root / "run"), modalities=("text", "image", "audio"),
+        tiny_preset, manifest, str(root / "run"), modalities=("text", "image", "audio"),
         data={"test_manifest": manifest, "optional_modalities": ["audio"]}, epochs=2,
         export=True))
     result = run_training(config.validate(), log=lambda line: None)
@@ -67,7 +66,7 @@ def test_saved_keras_model_reloads_without_custom_objects(finished_run):
 
 def test_export_matches_keras_model_on_raw_inputs(finished_run):
     config, result, manifest = finished_run
-    rows = [json.loads(line) for line in open(manifest)]
+    rows = read_jsonl(manifest)
     folder = os.path.dirname(manifest)
 
     def raw(field, row):
@@ -125,13 +124,11 @@ def error_lines(output):
 ])
 def test_bad_rows_stop_train_py_with_one_line(tmp_path, row, message):
     manifest = write_manifest(str(tmp_path / "data"), num_rows=4)
-    lines = open(manifest).read().splitlines()
-    lines.insert(2, json.dumps(row))
-    open(manifest, "w").write("\n".join(lines) + "\n")
+    rows = read_jsonl(manifest)
+    write_jsonl(manifest, rows[:2] + [row] + rows[2:])
     config = tiny_config(str(tmp_path / "no_bert_needed"), manifest, str(tmp_path / "run"),
                          modalities=("text", "image", "audio"))
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    config_path = write_config(tmp_path / "config.json", config)
     output = run_cli(["train.py", str(config_path)])
     assert output.returncode == 2
     errors = error_lines(output)
@@ -144,17 +141,15 @@ def test_unknown_config_key_and_label_are_one_line_errors(tmp_path):
     manifest = write_manifest(str(tmp_path / "data"), num_rows=4)
     config = tiny_config(str(tmp_path / "bert"), manifest, str(tmp_path / "run"),
                          modalities=("text", "image", "audio"))
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    config_path = write_config(tmp_path / "config.json", config)
     output = run_cli(["train.py", str(config_path), "--set", "training.epochz=3"])
     assert output.returncode == 2 and "unknown key 'training.epochz'" in error_lines(output)[0]
-    test_manifest = tmp_path / "test.jsonl"
-    rows = [json.loads(line) for line in open(manifest)]
+    rows = read_jsonl(manifest)
     for row in rows:
         row["image"] = os.path.join(str(tmp_path / "data"), row["image"])
         row["audio"] = os.path.join(str(tmp_path / "data"), row["audio"])
     rows[1]["label"] = "maybe"
-    test_manifest.write_text("\n".join(json.dumps(row) for row in rows[:2]) + "\n")
+    test_manifest = write_jsonl(tmp_path / "test.jsonl", rows[:2])
     output = run_cli(["train.py", str(config_path), "--set",
                       f"data.test_manifest={test_manifest}"])
     assert output.returncode == 2

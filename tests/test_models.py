@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from helpers.tiny import tiny_config, write_bert_preset
+from helpers.tiny import tiny_config
 from tfmm.config import config_from_dict
 from tfmm.models.fusion.attention_fusion import AttentionFusion
 from tfmm.models.fusion.attention_pooling import AttentionPooling
@@ -18,9 +18,10 @@ from tfmm.models.pooling import MaskedMeanPooling
 from tfmm.models.random_shift import RandomShift
 
 
-@pytest.fixture(scope="module")
-def preset_dir(tmp_path_factory):
-    return write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
+@pytest.fixture
+def preset_dir(tiny_preset):
+    """The session's tiny BERT preset (tests/conftest.py)."""
+    return tiny_preset
 
 
 def assert_config_round_trip(layer):

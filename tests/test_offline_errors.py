@@ -5,12 +5,11 @@ fails at once with the exception a machine without network raises (a ConnectionE
 "URL fetch failure"), also where the network happens to be open.
 """
 
-import json
 import os
 
 import pytest
 
-from helpers.tiny import free_port, run_python, tiny_config, write_manifest
+from helpers.tiny import free_port, run_python, tiny_config, write_config, write_manifest
 from tfmm.data.squad import TfdsDownloadError, load_tfds_squad
 from tfmm.models.image_encoder import ImageWeightsError, build_image_encoder
 from tfmm.models.text_encoder import load_bert_backbone
@@ -82,8 +81,7 @@ def test_tfds_squad_imports_and_fails_at_the_download(offline, monkeypatch, tmp_
 def test_train_py_with_an_online_preset_offline_prints_one_line(tmp_path):
     manifest = write_manifest(str(tmp_path / "data"), num_rows=4)
     config = tiny_config(ONLINE_PRESET, manifest, str(tmp_path / "run"))
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    config_path = write_config(tmp_path / "config.json", config)
     output = run_python(["train.py", str(config_path)], timeout=300,
                         **closed_proxy_env(tmp_path))
     errors = [line for line in output.stderr.splitlines() if line.startswith("error:")]

@@ -4,15 +4,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.tiny import png_bytes, wav_bytes, write_bert_preset
+from helpers.tiny import png_bytes, wav_bytes, with_wav_chunk, write_manifest
 from tfmm.preprocessing.decoding import (decode_audio, decode_audio_batch, decode_image,
                                          resample_waveform)
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 
 
-@pytest.fixture(scope="module")
-def preset_dir(tmp_path_factory):
-    return write_bert_preset(str(tmp_path_factory.mktemp("tiny_bert")))
+@pytest.fixture
+def preset_dir(tiny_preset):
+    """The session's tiny BERT preset (tests/conftest.py)."""
+    return tiny_preset
 
 
 def test_decode_image_gray_to_rgb_and_resize():
@@ -58,13 +59,6 @@ def test_other_sample_rate_is_rejected_when_resampling_is_off():
         decode_audio(data, 8000, 100, resample=False)
 
 
-def _with_list_chunk(data: bytes) -> bytes:
-    """The same WAV with a LIST chunk between "fmt " and "data" (not the 44-byte layout)."""
-    chunk = b"LIST" + (4).to_bytes(4, "little") + b"INFO"
-    body = data[12:36] + chunk + data[36:]
-    return b"RIFF" + (4 + len(body)).to_bytes(4, "little") + b"WAVE" + body
-
-
 @pytest.mark.parametrize("layouts", [
     ("canonical", "canonical", "missing"),            # the whole-batch path
     ("canonical", "16 kHz", "missing"),                # resampled file by file
@@ -80,7 +74,8 @@ def test_decode_audio_batch_equals_decoding_each_file(layouts):
         "missing": b"",
         "16 kHz": wav_bytes(tone[:600], sample_rate=16000),
         "stereo": wav_bytes(np.stack([tone[:300], -tone[:300] * 0.5], 1), channels=2),
-        "list chunk": _with_list_chunk(wav_bytes(tone[:250])),
+        "list chunk": with_wav_chunk(wav_bytes(tone[:250]),
+                                     b"LIST" + (4).to_bytes(4, "little") + b"INFO"),
     }
     batch = [files[name] for name in layouts]
     decoded = decode_audio_batch(tf.constant(batch), 8000, 400).numpy()
@@ -135,7 +130,6 @@ def test_preprocessor_config_round_trip_and_missing_input(preset_dir):
 
 
 def test_texts_cut_to_the_sequence_length_are_counted_once(preset_dir, tmp_path):
-    from helpers.tiny import write_manifest
     from tfmm.data.dataset import ExamplePipeline
     from tfmm.data.manifest import read_manifest
 

@@ -120,12 +120,10 @@ def test_atomic_directory_publishes_a_version_only_when_complete(tmp_path):
         assert open(os.path.join(version, "saved_model.pb"), "rb").read() == content
 
 
-def test_full_disk_ends_with_one_line_and_the_run_resumes(tiny_config, capsys, monkeypatch):
-    config, run_dir = tiny_config(modalities=("audio",), epochs=1, dropout_masks="keras")
-    with open(config) as handle:
-        values = json.load(handle)
-    values["data"]["test_manifest"] = values["data"]["train_manifest"]
-    tiny.write_config(config, values)
+def test_full_disk_ends_with_one_line_and_the_run_resumes(tiny_config, tiny_manifest, capsys,
+                                                           monkeypatch):
+    config, run_dir = tiny_config(modalities=("audio",), data={"test_manifest": tiny_manifest},
+                                  epochs=1, dropout_masks="keras")
     real_write = atomic_write._write
 
     def write_until_full(path, data):  # the disk fills up while the test report is written
@@ -163,10 +161,9 @@ def test_disk_full_from_tensorflow_is_recognised():
 # The command line (defect 7).
 
 def test_stage_that_no_stage_has_is_an_error_listing_the_stages(tmp_path, capsys):
-    path = tmp_path / "recipe.py"
-    path.write_text("def get_config():\n    return [{'name': 'encoder', 'data': "
-                    "{'train_manifest': 'a.jsonl'}}, {'name': 'fused', 'data': "
-                    "{'train_manifest': 'a.jsonl'}}]\n")
+    path = tiny.write_config(tmp_path / "recipe.py",
+                             [{"name": "encoder", "data": {"train_manifest": "a.jsonl"}},
+                              {"name": "fused", "data": {"train_manifest": "a.jsonl"}}])
     code, stderr = _train_main([str(path), "--stage", "fusd"], capsys)
     assert code == 2
     assert stderr == [f"error: {path}: --stage fusd names no stage; the stages are "

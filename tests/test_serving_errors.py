@@ -2,13 +2,11 @@
 message naming the input and the row, required modalities are required, and the multilabel
 `labels` output names every class at or above the threshold."""
 
-import struct
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers.tiny import png_bytes, tiny_config, wav_bytes, write_bert_preset
+from helpers.tiny import png_bytes, png_header, tiny_config, wav_bytes, with_wav_chunk
 from tfmm.config import config_from_dict
 from tfmm.export.serving_model import export_serving_model
 from tfmm.models.multimodal_model import build_multimodal_model
@@ -19,18 +17,17 @@ HEAD_BIAS = np.array([3.0, -3.0, 0.5], np.float32)  # probabilities 0.95, 0.05, 
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, tiny_preset):
     """A multilabel text+image+audio model (image optional) exported and reloaded."""
     root = tmp_path_factory.mktemp("serving")
-    preset = write_bert_preset(str(root / "bert"))
     config = config_from_dict(tiny_config(
-        preset, "unused.jsonl", str(root / "run"), modalities=("text", "image", "audio"),
+        tiny_preset, "unused.jsonl", str(root / "run"), modalities=("text", "image", "audio"),
         data={"task": "multilabel", "labels": list(LABELS), "optional_modalities": ["image"]}))
     model = build_multimodal_model(config, len(LABELS))
     head_output = [layer for layer in model._flatten_layers() if layer.name == "head_output"]
     kernel, _ = head_output[0].get_weights()
     head_output[0].set_weights([np.zeros_like(kernel), HEAD_BIAS])  # known probabilities
-    preprocessor = MultimodalPreprocessor.from_data_config(config.data, preset)
+    preprocessor = MultimodalPreprocessor.from_data_config(config.data, tiny_preset)
     preprocessor(valid_inputs(2))
     export_dir = str(root / "export" / "1")
     export_serving_model(model, preprocessor, "multilabel", LABELS, export_dir)
@@ -109,11 +106,8 @@ def test_inputs_of_different_lengths(served):
 
 def test_wav_with_a_chunk_before_fmt_is_served(served):
     """tf.audio.decode_wav reads such files (and the manifest reader accepts them)."""
-    samples = struct.pack("<4h", 0, 1000, -1000, 0)
-    body = (b"WAVE" + b"JUNK" + struct.pack("<I", 4) + bytes(4)
-            + b"fmt " + struct.pack("<IHHIIHH", 16, 1, 1, 8000, 16000, 2, 16)
-            + b"data" + struct.pack("<I", len(samples)) + samples)
-    wav = b"RIFF" + struct.pack("<I", len(body)) + body
+    wav = with_wav_chunk(wav_bytes([0.0, 0.03, -0.03, 0.0]),
+                         b"JUNK" + (4).to_bytes(4, "little") + bytes(4), before=b"fmt ")
     outputs = served(**with_row(valid_inputs(2), "audio", 1, wav))
     assert outputs["labels"].shape == (2, 3)
 
@@ -129,8 +123,7 @@ def forged_jpeg(width, height):
 
 
 @pytest.mark.parametrize("image", [
-    b"\x89PNG\r\n\x1a\n" + (13).to_bytes(4, "big") + b"IHDR" + (60000).to_bytes(4, "big")
-    + (60000).to_bytes(4, "big") + b"\x08\x02\x00\x00\x00" + bytes(40),
+    png_header(60000, 60000) + bytes(40),
     forged_jpeg(60000, 60000),
 ], ids=["png", "jpeg"])
 def test_images_over_the_pixel_limit_are_refused_from_their_header(served, image):

@@ -14,6 +14,7 @@ from helpers.span_decoding_oracle import (
 )
 from tfmm.evaluation.squad_metrics import evaluate_predictions
 from helpers.span_windows_oracle import SpanWindow, WordPieceOffsetTokenizer, make_windows
+from helpers.tiny_squad import UNICODE_VOCABULARY
 
 # A hand-made window of 12 slots: [CLS] q q [SEP] c0..c6 [SEP]; context "c0 c1 c2 c3 c4 c5 c6".
 LENGTH = 12
@@ -171,9 +172,7 @@ def test_questions_without_windows_and_mismatched_inputs():
 
 def test_round_trip_through_real_windows():
     """Windows from unicode contexts + one-hot logits at the targets decode to the gold answers."""
-    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "what", "?", "cafe", "au", "lait", ",", "北",
-                  "京", "the", "fox", "##es", "!"] + [f"w{i}" for i in range(40)]
-    tokenizer = WordPieceOffsetTokenizer(vocabulary)
+    tokenizer = WordPieceOffsetTokenizer(UNICODE_VOCABULARY)
     filler = " ".join(f"w{i}" for i in range(40))
     context = f"{filler}  Café au\n\nlait, 北京 😀 Foxe\u0301s! {filler}"
     examples = []

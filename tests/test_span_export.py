@@ -24,8 +24,7 @@ from tfmm.models.text_encoder import load_bert_backbone
 from tfmm.preprocessing.span_preprocessor import SpanPreprocessor
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 
-from test_span_model import TINY_SQUAD, make_tiny_bert_preset
-from test_span_windows import minilm_vocabulary_path, xquad_path
+from helpers.tiny_squad import minilm_vocabulary_path, tiny_squad, xquad_path
 
 # Small windows so that the longer contexts need several of them.
 QA = QuestionAnsweringConfig(max_sequence_length=20, doc_stride=3, max_query_length=6,
@@ -35,7 +34,7 @@ LONG_CONTEXT = ("Ada wrote the book, and Tom likes green tea. The sky is blue. B
 
 
 def _examples():
-    examples = parse_squad_json(TINY_SQUAD)
+    examples = parse_squad_json(tiny_squad())
     extra = [("x1", "Where lived Ada?", LONG_CONTEXT), ("x2", "What is the cat called?",
                                                         LONG_CONTEXT),
              ("x3", "Who?", "Zorg!"),  # only unknown words and punctuation
@@ -45,11 +44,10 @@ def _examples():
 
 
 @pytest.fixture(scope="module")
-def span_setup(tmp_path_factory):
-    preset = make_tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert"))
-    tokenizer = load_bert_tokenizer(preset)
+def span_setup(tiny_preset):
+    tokenizer = load_bert_tokenizer(tiny_preset)
     keras.utils.set_random_seed(1)
-    model = build_span_model(load_bert_backbone(preset), QA.max_sequence_length)
+    model = build_span_model(load_bert_backbone(tiny_preset), QA.max_sequence_length)
     return tokenizer, model
 
 

@@ -1,11 +1,6 @@
-"""Tests of the question-answering model and loss (tfmm.models.span_model, task "qa" losses).
+"""Tests of the question-answering model and loss (tfmm.models.span_model, task "qa" losses)
+on the tiny keras-hub BERT preset of tests/helpers/tiny.py."""
 
-The helpers `make_tiny_bert_preset` and `write_tiny_squad_file` are shared with
-test_span_training.py and test_span_export.py: the tiny keras-hub BERT preset of
-tests/helpers/tiny.py, and a hand-made 5-question SQuAD v1.1 file.
-"""
-
-import json
 import os
 
 import keras
@@ -18,50 +13,15 @@ from tfmm.tasks import QuestionAnsweringTask
 from tfmm.models.span_model import MASKED_LOGIT, SpanLogits, build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
 
-TINY_VOCABULARY = tiny.VOCABULARY
-
-TINY_SQUAD = {
-    "version": "1.1",
-    "data": [
-        {"title": "Books", "paragraphs": [{
-            "context": "Ada wrote the book. Bob lived in Paris.",
-            "qas": [
-                {"id": "q1", "question": "Who wrote the book?",
-                 "answers": [{"text": "Ada", "answer_start": 0}]},
-                {"id": "q2", "question": "Where lived Bob?",
-                 "answers": [{"text": "Paris", "answer_start": 33}]},
-            ]}]},
-        {"title": "Colors", "paragraphs": [{
-            "context": "The sky is blue, and Tom likes green tea.",
-            "qas": [
-                {"id": "q3", "question": "What color is the sky?",
-                 "answers": [{"text": "blue", "answer_start": 11}]},
-                {"id": "q4", "question": "Who likes tea?",
-                 "answers": [{"text": "Tom", "answer_start": 21}]},
-                {"id": "q5", "question": "What tea?",
-                 "answers": [{"text": "green", "answer_start": 31}]},
-            ]}]},
-    ],
-}
-
-
-make_tiny_bert_preset = tiny.write_bert_preset
-
-
-def write_tiny_squad_file(path, data=None) -> str:
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(TINY_SQUAD if data is None else data, handle)
-    return os.fspath(path)
-
-
-@pytest.fixture(scope="module")
-def span_preset(tmp_path_factory):
-    return make_tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert"))
+@pytest.fixture
+def span_preset(tiny_preset):
+    """The session's tiny BERT preset (tests/conftest.py)."""
+    return tiny_preset
 
 
 def _features(batch=3, length=16, real=(16, 10, 5)):
     rng = np.random.default_rng(0)
-    token_ids = rng.integers(5, len(TINY_VOCABULARY), size=(batch, length)).astype(np.int32)
+    token_ids = rng.integers(5, len(tiny.VOCABULARY), size=(batch, length)).astype(np.int32)
     padding_mask = (np.arange(length)[None, :] < np.asarray(real)[:, None]).astype(np.int32)
     token_ids = token_ids * padding_mask
     segment_ids = ((np.arange(length)[None, :] >= 4) & (padding_mask > 0)).astype(np.int32)

@@ -16,7 +16,8 @@ import tensorflow as tf
 from helpers.span_decoding_oracle import decode_predictions
 from helpers.span_windows_oracle import WordPieceOffsetTokenizer, make_windows_for_examples
 
-from test_span_windows import (AGREEMENT_TEXTS, VOCABULARY, minilm_vocabulary_path, xquad_path)
+from helpers.tiny_squad import AGREEMENT_TEXTS, minilm_vocabulary_path, xquad_path
+from helpers.tiny_squad import UNICODE_VOCABULARY as VOCABULARY
 from tfmm.config import QuestionAnsweringConfig
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import SquadExample, load_squad_file

@@ -4,7 +4,6 @@ A tiny BERT preset (2 layers, hidden 8) trains 3 steps through the shared Traine
 hand-made 5-question SQuAD file; malformed files stop train.py with one line and exit code 2.
 """
 
-import copy
 import json
 import os
 
@@ -15,16 +14,17 @@ from tfmm.config import ConfigError, load_config
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import load_squad_file
 
-from test_span_model import (TINY_SQUAD, TINY_VOCABULARY, make_tiny_bert_preset,
-                             write_tiny_squad_file)
+from helpers.tiny import VOCABULARY as TINY_VOCABULARY
+from helpers.tiny_squad import tiny_squad, write_squad_file
 
 XQUAD_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                             "configs", "xquad_minilm.py")
 
 
-@pytest.fixture(scope="module")
-def span_preset(tmp_path_factory):
-    return make_tiny_bert_preset(tmp_path_factory.mktemp("tiny_bert"))
+@pytest.fixture
+def span_preset(tiny_preset):
+    """The session's tiny BERT preset (tests/conftest.py)."""
+    return tiny_preset
 
 
 def _span_overrides(preset, squad_path, run_dir, **extra):
@@ -42,7 +42,7 @@ def _span_overrides(preset, squad_path, run_dir, **extra):
 
 
 def test_span_pipeline_batches(tmp_path):
-    examples = load_squad_file(write_tiny_squad_file(tmp_path / "tiny.json"))
+    examples = load_squad_file(write_squad_file(tmp_path / "tiny.json"))
     pipeline = SpanWindowPipeline.from_examples(examples, TINY_VOCABULARY, max_sequence_length=16,
                                                 doc_stride=4, max_query_length=6)
     assert pipeline.num_examples == len(pipeline.arrays["question_index"]) > len(examples)
@@ -89,7 +89,7 @@ def test_train_three_steps_then_evaluate(span_preset, tmp_path):
     import evaluate
     import train
 
-    squad_path = write_tiny_squad_file(tmp_path / "tiny.json")
+    squad_path = write_squad_file(tmp_path / "tiny.json")
     run_dir = os.fspath(tmp_path / "run")
     arguments = [XQUAD_CONFIG]
     for override in _span_overrides(span_preset, squad_path, run_dir):
@@ -112,11 +112,7 @@ def test_train_three_steps_then_evaluate(span_preset, tmp_path):
     assert all(isinstance(answer, str) for answer in predictions.values())
 
     # evaluate.py on the run folder with a SQuAD v2.0 file: HasAns / NoAns breakdown.
-    data = copy.deepcopy(TINY_SQUAD)
-    data["version"] = "v2.0"
-    data["data"][0]["paragraphs"][0]["qas"].append(
-        {"id": "q6", "question": "Who lived in London?", "answers": [], "is_impossible": True})
-    v2_path = write_tiny_squad_file(tmp_path / "tiny_v2.json", data)
+    v2_path = write_squad_file(tmp_path / "tiny_v2.json", tiny_squad("v2.0"))
     out_dir = os.fspath(tmp_path / "reports")
     assert evaluate.main([run_dir, "--data", v2_path, "--out", out_dir, "--batch-size", "4"]) == 0
     with open(os.path.join(out_dir, "tiny_v2_report.json")) as handle:
@@ -160,9 +156,9 @@ def test_the_runner_returns_a_question_answering_run_like_any_other(span_preset,
 def test_train_reports_a_malformed_file_in_one_line(tmp_path, capsys, mutate, expected):
     import train
 
-    data = copy.deepcopy(TINY_SQUAD)
+    data = tiny_squad()
     mutate(data)
-    path = write_tiny_squad_file(tmp_path / "bad.json", data)
+    path = write_squad_file(tmp_path / "bad.json", data)
     arguments = [XQUAD_CONFIG, "--set", f"qa.train_file={path}",
                  "--run-dir", os.fspath(tmp_path / "run")]
     assert train.main(arguments) == 2

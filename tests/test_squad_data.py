@@ -1,10 +1,10 @@
 """Tests for tfmm.data.squad: reading, validation messages, article splits, TFDS records."""
 
 import copy
-import json
-import os
 
 import pytest
+from helpers.tiny_squad import UNICODE_CONTEXT as CONTEXT
+from helpers.tiny_squad import unicode_squad, write_squad_file, xquad_path
 
 from tfmm.data.squad import (
     SquadExample,
@@ -16,84 +16,8 @@ from tfmm.data.squad import (
     split_by_article,
 )
 
-CONTEXT = "Super Bowl 50 was won by the Denver Broncos in Santa Clara, California."
-
-
-def squad_v1():
-    return {
-        "version": "1.1",
-        "data": [
-            {
-                "title": "Super_Bowl_50",
-                "paragraphs": [
-                    {
-                        "context": CONTEXT,
-                        "qas": [
-                            {
-                                "id": "q1",
-                                "question": "Who won Super Bowl 50?",
-                                "answers": [
-                                    {"text": "Denver Broncos", "answer_start": 29},
-                                    {"text": "the Denver Broncos", "answer_start": 25},
-                                ],
-                            },
-                            {
-                                "id": "q2",
-                                "question": "Where was it played?",
-                                "answers": [
-                                    {"text": "Santa Clara, California", "answer_start": 47}
-                                ],
-                            },
-                        ],
-                    }
-                ],
-            },
-            {
-                "title": "Café",
-                "paragraphs": [
-                    {
-                        "context": "Un café  crème\ncoûte 2 €.",
-                        "qas": [
-                            {
-                                "id": "q3",
-                                "question": "Combien coûte un café?",
-                                "answers": [{"text": "2 €", "answer_start": 21}],
-                            }
-                        ],
-                    }
-                ],
-            },
-        ],
-    }
-
-
-def squad_v2():
-    data = squad_v1()
-    data["version"] = "v2.0"
-    for article in data["data"]:
-        for paragraph in article["paragraphs"]:
-            for qa in paragraph["qas"]:
-                qa["is_impossible"] = False
-    data["data"][0]["paragraphs"][0]["qas"].append(
-        {
-            "id": "q4",
-            "question": "Who lost Super Bowl 51?",
-            "answers": [],
-            "plausible_answers": [{"text": "Denver Broncos", "answer_start": 29}],
-            "is_impossible": True,
-        }
-    )
-    return data
-
-
-def write_json(tmp_path, data, name="squad.json"):
-    path = tmp_path / name
-    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    return str(path)
-
-
 def test_load_v1(tmp_path):
-    examples = load_squad_file(write_json(tmp_path, squad_v1()))
+    examples = load_squad_file(write_squad_file(tmp_path / "squad.json", unicode_squad()))
     assert [example.question_id for example in examples] == ["q1", "q2", "q3"]
     first = examples[0]
     assert first == SquadExample(
@@ -110,18 +34,18 @@ def test_load_v1(tmp_path):
 
 
 def test_load_v2_with_impossible_questions(tmp_path):
-    examples = load_squad_file(write_json(tmp_path, squad_v2()))
+    examples = load_squad_file(write_squad_file(tmp_path / "squad.json", unicode_squad("v2.0")))
     by_id = {example.question_id: example for example in examples}
     assert by_id["q4"].is_impossible and by_id["q4"].answers == ()
     assert not by_id["q1"].is_impossible
     # A v2.0 question without the flag is impossible exactly when it has no answers.
-    data = squad_v2()
+    data = unicode_squad("v2.0")
     del data["data"][0]["paragraphs"][0]["qas"][2]["is_impossible"]
     assert parse_squad_json(data)[2].is_impossible
 
 
 def break_data(mutate, version=1):
-    data = squad_v1() if version == 1 else squad_v2()
+    data = unicode_squad() if version == 1 else unicode_squad("v2.0")
     mutate(data)
     return data
 
@@ -176,7 +100,7 @@ BROKEN_FILES = {
 @pytest.mark.parametrize("case", sorted(BROKEN_FILES))
 def test_bad_file_messages_name_file_title_and_question(tmp_path, case):
     mutate, problem = BROKEN_FILES[case]
-    path = write_json(tmp_path, break_data(mutate), name="broken.json")
+    path = write_squad_file(tmp_path / "broken.json", break_data(mutate))
     with pytest.raises(SquadFormatError) as error:
         load_squad_file(path)
     message = str(error.value)
@@ -187,7 +111,7 @@ def test_bad_file_messages_name_file_title_and_question(tmp_path, case):
 
 
 def test_v2_possible_question_without_answers_is_an_error():
-    data = squad_v2()
+    data = unicode_squad("v2.0")
     first_question(data)["answers"] = []
     with pytest.raises(SquadFormatError, match=r"'Super_Bowl_50'.*question q1.*no answers"):
         parse_squad_json(data, source="dev-v2.0.json")
@@ -200,11 +124,11 @@ def test_structural_errors(tmp_path):
         load_squad_file(str(path))
     with pytest.raises(SquadFormatError, match="'data' list"):
         parse_squad_json({"version": "1.1"}, source="x.json")
-    data = squad_v1()
+    data = unicode_squad()
     del data["data"][1]["paragraphs"][0]["qas"]
     with pytest.raises(SquadFormatError, match=r"article 'Café', paragraph 0: missing 'qas'"):
         parse_squad_json(data, source="x.json")
-    data = squad_v1()
+    data = unicode_squad()
     del first_question(data)["id"]
     with pytest.raises(SquadFormatError, match=r"'Super_Bowl_50'.*missing or empty 'id'.*Who won"):
         parse_squad_json(data, source="x.json")
@@ -213,7 +137,7 @@ def test_structural_errors(tmp_path):
 
 
 def test_skip_invalid_keeps_the_valid_questions(caplog):
-    data = squad_v1()
+    data = unicode_squad()
     first_question(data)["answers"][0]["answer_start"] = 3
     examples = parse_squad_json(data, source="x.json", skip_invalid=True)
     assert [example.question_id for example in examples] == ["q2", "q3"]
@@ -292,13 +216,7 @@ def test_load_tfds_squad_rejects_unknown_versions():
 
 
 def test_real_xquad_file_loads():
-    configured = os.environ.get("TFMM_SHARED_DATA")
-    repository_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = configured or os.path.join(os.path.dirname(repository_root), "shared", "data")
-    path = os.path.join(base, "xquad", "xquad.en.dev-part.json")
-    if not os.path.exists(path):
-        pytest.skip(f"XQuAD file not found at {path}")
-    examples = load_squad_file(path)
+    examples = load_squad_file(xquad_path())
     assert len(examples) == 816
     assert len({example.title for example in examples}) == 32
     assert not any(example.is_impossible for example in examples)

@@ -2,9 +2,9 @@
 
 import json
 import logging
-import os
 
 import pytest
+from helpers.tiny_squad import xquad_path
 
 from tfmm.data.squad import SquadExample, load_squad_file
 from tfmm.evaluation.overlap_baseline import (
@@ -203,13 +203,7 @@ def test_best_overlap_sentence():
 
 
 def test_overlap_baseline_on_real_xquad():
-    configured = os.environ.get("TFMM_SHARED_DATA")
-    repository_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    base = configured or os.path.join(os.path.dirname(repository_root), "shared", "data")
-    path = os.path.join(base, "xquad", "xquad.en.dev-part.json")
-    if not os.path.exists(path):
-        pytest.skip(f"XQuAD file not found at {path}")
-    examples = load_squad_file(path)
+    examples = load_squad_file(xquad_path())
     scores = evaluate_overlap_baseline(examples)
     assert scores["total"] == 816
     # A whole sentence is far longer than a SQuAD answer: no exact matches, a low F1 floor.

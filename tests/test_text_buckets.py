@@ -1,27 +1,14 @@
 """`data.text_length_buckets`: batches of texts cut to a few lengths, same outputs, off by default."""
 
-import json
-import os
-
 import numpy as np
 import pytest
 
 from helpers import tiny
 
-WORDS = ["which", "what", "is", "the", "digit", "color", "sound", "red", "blue", "high", "low"]
 
-
-def _write_varied_manifest(directory, num_rows=40):
-    """Text-only rows of 1 to 12 words (3 to 14 tokens with [CLS] and [SEP])."""
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, "train.jsonl")
-    random = np.random.default_rng(0)
-    with open(path, "w") as handle:
-        for index in range(num_rows):
-            words = random.choice(WORDS, size=1 + index % 12)
-            handle.write(json.dumps({"id": f"row{index}", "text": " ".join(words),
-                                     "label": tiny.LABELS[index % 2]}) + "\n")
-    return path
+def _write_varied_manifest(directory):
+    """40 text-only rows of 1 to 12 words (3 to 14 tokens with [CLS] and [SEP])."""
+    return tiny.write_manifest(directory, num_rows=40, modalities=("text",), varied_texts=True)
 
 
 @pytest.fixture

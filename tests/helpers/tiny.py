@@ -1,19 +1,26 @@
-"""Tiny, fast stand-ins for real runs: a 2-layer BERT preset, PNG/WAV bytes, a small manifest,
-a small config. The one home of the tests' fixtures.
+"""Tiny, fast stand-ins for real runs: a 2-layer BERT preset, manifests, configs, subprocesses.
+The one home of the tests' fixtures, with tiny_media.py (PNG/WAV bytes, re-exported here) and
+tiny_squad.py (SQuAD files, WordPiece vocabularies, the real QA data when present).
 
 Everything is written into a folder the caller gives (pytest's tmp_path), so tests never touch
 the repository or the network. Nothing here imports TensorFlow at import time, so worker
 subprocesses can import this module by path cheaply.
 """
 
-import io
 import json
 import os
+import pprint
 import socket
-import struct
 import subprocess
 import sys
-import wave
+
+# The media helpers, re-exported: `from helpers.tiny import png_bytes` keeps working.
+try:  # a package import (tests: `from helpers import tiny`) or this folder on sys.path
+    from .tiny_media import (png_bytes, png_header, wav_bytes, with_wav_chunk,  # noqa: F401
+                             write_png, write_wav)
+except ImportError:
+    from tiny_media import (png_bytes, png_header, wav_bytes, with_wav_chunk,  # noqa: F401
+                            write_png, write_wav)
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -50,97 +57,86 @@ def write_bert_preset(directory, dropout: float = 0.0) -> str:
     return directory
 
 
-def png_bytes(pixels) -> bytes:
-    """A PNG (8-bit grey or RGB) of a uint8 array [H, W] or [H, W, 3], written with zlib."""
-    import zlib
-
-    import numpy as np
-
-    pixels = np.asarray(pixels, np.uint8)
-    if pixels.ndim == 3 and pixels.shape[-1] == 1:
-        pixels = pixels[..., 0]
-    height, width = pixels.shape[:2]
-    colour_type = 0 if pixels.ndim == 2 else 2
-    raw = b"".join(b"\x00" + pixels[row].tobytes() for row in range(height))
-
-    def chunk(kind, payload):
-        return (struct.pack(">I", len(payload)) + kind + payload
-                + struct.pack(">I", zlib.crc32(kind + payload) & 0xFFFFFFFF))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
-            + chunk(b"IEND", b""))
+# The words of the varied texts of `write_manifest(varied_texts=True)` (all in VOCABULARY).
+MANIFEST_WORDS = ["which", "what", "is", "the", "digit", "color", "sound", "red", "blue", "high",
+                  "low"]
 
 
-def wav_bytes(samples, sample_rate: int = 8000, channels: int = 1, sample_width: int = 2) -> bytes:
-    """A PCM WAV of float samples in [-1, 1], shape [N] or [N, channels] (interleaved)."""
-    import numpy as np
+def write_jsonl(path, rows) -> str:
+    """Writes rows one per line: dicts as JSON, strings as they are (for broken lines); makes the
+    folder; returns the path."""
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as handle:
+        for row in rows:
+            handle.write((row if isinstance(row, str) else json.dumps(row)) + "\n")
+    return path
 
-    samples = np.asarray(samples, np.float32).reshape(-1)
-    scale = 2 ** (8 * sample_width - 1) - 1
-    dtype = {1: np.uint8, 2: np.int16, 4: np.int32}[sample_width]
-    values = samples * scale + (128 if sample_width == 1 else 0)
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as handle:
-        handle.setnchannels(channels)
-        handle.setsampwidth(sample_width)
-        handle.setframerate(sample_rate)
-        handle.writeframes(values.astype(dtype).tobytes())
-    return buffer.getvalue()
+
+def read_jsonl(path) -> list:
+    """The JSON rows of a manifest written by `write_jsonl` / `write_manifest` (blank lines
+    skipped)."""
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def write_manifest(directory: str, num_rows: int = 32, name: str = "train.jsonl",
                    task: str = "multiclass", modalities=("text", "image", "audio"),
-                   missing_audio_every: int = 0) -> str:
+                   missing_audio_every: int = 0, varied_texts: bool = False) -> str:
     """Writes `num_rows` examples whose label ("high"/"low") every modality tells.
 
     Text names the label's colour and sound, the 8x8 RGB PNG is bright or dark, the 0.1 s 8 kHz
-    WAV is a 1500 Hz or 300 Hz tone; rows alternate between the two labels. Files go to
-    `images/N.png` and `audio/N.wav` beside the manifest.
+    WAV is a 1500 Hz or 300 Hz tone; rows alternate between the two labels (row0 high). Files go
+    to `images/N.png` and `audio/N.wav` beside the manifest.
 
     Args:
-        task: "multiclass" (a `label` per row) or "regression" (a `target`: 1.0 high, -1.0 low).
+        task: "multiclass" (a `label` per row), "multilabel" (`label` a list: ["high"] or
+            ["low"], every fourth row ["high", "low"]) or "regression" (a `target`: 1.0 high,
+            -1.0 low).
         modalities: the fields written.
         missing_audio_every: if > 0, every n-th row's audio is null (a missing modality).
+        varied_texts: texts of 1 to 12 words (row i: 1 + i % 12) drawn from MANIFEST_WORDS with
+            seed 0 (3 to 14 tokens with [CLS] and [SEP]) instead of the two 4-5 word sentences;
+            they do not tell the label.
 
     Returns:
         The manifest path.
     """
     import numpy as np
 
-    os.makedirs(os.path.join(directory, "images"), exist_ok=True)
-    os.makedirs(os.path.join(directory, "audio"), exist_ok=True)
-    path = os.path.join(directory, name)
-    with open(path, "w") as handle:
-        for index in range(num_rows):
-            high = index % 2 == 0
-            row = {"id": f"row{index}"}
-            if "text" in modalities:
-                words = ("which color is red ?", "the sound is high") if high else \
-                        ("which color is blue ?", "the sound is low")
-                row["text"] = words[index // 2 % 2]
-            if "image" in modalities:
-                level = (200 if high else 20) + index % 40
-                pixels = np.stack([np.full((8, 8), level), level + 7 * np.arange(8)[:, None]
-                                   + np.zeros((8, 8)), np.full((8, 8), level // 2)], -1) % 256
-                row["image"] = f"images/{index}.png"
-                with open(os.path.join(directory, row["image"]), "wb") as image_file:
-                    image_file.write(png_bytes(pixels))
-            if "audio" in modalities:
-                row["audio"] = f"audio/{index}.wav"
-                seconds = np.arange(800) / 8000
-                tone = 0.37 * np.sin(2 * np.pi * (1500.0 if high else 300.0) * seconds
-                                     + 0.1 * index)
-                with open(os.path.join(directory, row["audio"]), "wb") as audio_file:
-                    audio_file.write(wav_bytes(tone))
-                if missing_audio_every and index % missing_audio_every == missing_audio_every - 1:
-                    row["audio"] = None
-            if task == "regression":
-                row["target"] = 1.0 if high else -1.0
-            else:
-                row["label"] = "high" if high else "low"
-            handle.write(json.dumps(row) + "\n")
-    return path
+    random = np.random.default_rng(0)
+    rows = []
+    for index in range(num_rows):
+        high = index % 2 == 0
+        row = {"id": f"row{index}"}
+        if "text" in modalities and varied_texts:
+            row["text"] = " ".join(random.choice(MANIFEST_WORDS, size=1 + index % 12))
+        elif "text" in modalities:
+            words = ("which color is red ?", "the sound is high") if high else \
+                    ("which color is blue ?", "the sound is low")
+            row["text"] = words[index // 2 % 2]
+        if "image" in modalities:
+            level = (200 if high else 20) + index % 40
+            pixels = np.stack([np.full((8, 8), level), level + 7 * np.arange(8)[:, None]
+                               + np.zeros((8, 8)), np.full((8, 8), level // 2)], -1) % 256
+            row["image"] = f"images/{index}.png"
+            write_png(os.path.join(directory, row["image"]), pixels)
+        if "audio" in modalities:
+            row["audio"] = f"audio/{index}.wav"
+            seconds = np.arange(800) / 8000
+            tone = 0.37 * np.sin(2 * np.pi * (1500.0 if high else 300.0) * seconds + 0.1 * index)
+            write_wav(os.path.join(directory, row["audio"]), tone)
+            if missing_audio_every and index % missing_audio_every == missing_audio_every - 1:
+                row["audio"] = None
+        label = LABELS[index % 2]
+        if task == "regression":
+            row["target"] = 1.0 if high else -1.0
+        elif task == "multilabel":
+            row["label"] = list(LABELS) if index % 4 == 3 else [label]
+        else:
+            row["label"] = label
+        rows.append(row)
+    return write_jsonl(os.path.join(directory, name), rows)
 
 
 def tiny_config(preset_dir: str, manifest: str, run_dir: str,
@@ -199,9 +195,15 @@ def tiny_config(preset_dir: str, manifest: str, run_dir: str,
     return config
 
 
-def write_config(path: str, config: dict) -> str:
+def write_config(path, config) -> str:
+    """Writes a config file tfmm reads: JSON, or for a `.py` path a Python file whose
+    `get_config()` returns `config` (a dict, or a list of stage dicts); returns the path."""
+    path = os.fspath(path)
     with open(path, "w") as handle:
-        json.dump(config, handle, indent=1)
+        if path.endswith(".py"):
+            handle.write(f"def get_config():\n    return {pprint.pformat(config, indent=1)}\n")
+        else:
+            json.dump(config, handle, indent=1)
     return path
 
 
