@@ -129,7 +129,7 @@ def test_the_runner_returns_a_question_answering_run_like_any_other(span_preset,
     import train
     from tfmm.training.runner import run_training
 
-    squad_path = write_tiny_squad_file(tmp_path / "tiny.json")
+    squad_path = write_squad_file(tmp_path / "tiny.json")
     config = load_config(XQUAD_CONFIG, _span_overrides(span_preset, squad_path,
                                                        os.fspath(tmp_path / "run")))
     result = run_training(config, log=lambda line: None)
