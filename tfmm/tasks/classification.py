@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfmm.tasks.task import Task, as_float32
+from tfmm.tasks.task import Task, as_float32, figure
 
 # Probability at or above which a multilabel class counts as predicted (evaluation and serving).
 MULTILABEL_THRESHOLD = 0.5
@@ -74,10 +74,8 @@ class MulticlassTask(_ClassificationTask):
             report["confusion_matrix"], list(labels), path, title=f"Confusion matrix ({name})")}
 
     def headline(self, report):
-        auroc = report.get("auroc")
-        auroc_text = f"{auroc:.4f}" if auroc is not None else "n/a"
         return (f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-                f"AUROC {auroc_text} on {report['num_examples']} examples")
+                f"AUROC {figure(report, 'auroc')} on {report['num_examples']} examples")
 
     def serving_outputs(self, outputs, label_table):
         probabilities = tf.nn.softmax(self._logits(outputs), axis=-1)

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfmm.tasks.task import Task, as_float32
+from tfmm.tasks.task import Task, as_float32, figure
 
 
 class RegressionTask(Task):
@@ -50,10 +50,8 @@ class RegressionTask(Task):
                                                    path)}
 
     def headline(self, report):
-        pearson = report.get("pearson_r")
-        pearson_text = f"{pearson:.4f}" if pearson is not None else "n/a"
-        return (f"MAE {report['mae']:.4f}, RMSE {report['rmse']:.4f}, Pearson r {pearson_text} "
-                f"on {report['num_examples']} examples")
+        return (f"MAE {report['mae']:.4f}, RMSE {report['rmse']:.4f}, Pearson r "
+                f"{figure(report, 'pearson_r')} on {report['num_examples']} examples")
 
     def serving_outputs(self, outputs, label_table):
         return {"predictions": as_float32(outputs["predictions"])}

@@ -96,3 +96,9 @@ class Task:
 
 def as_float32(value):
     return tf.cast(value, tf.float32)
+
+
+def figure(report: dict, key: str) -> str:
+    """A report's metric with 4 decimals, or "n/a" when it is undefined (None)."""
+    value = report.get(key)
+    return "n/a" if value is None else f"{value:.4f}"
