@@ -10,6 +10,11 @@ A question-answering run (data.task "qa") takes a SQuAD v1.1/v2.0 JSON file as -
 for v2.0) and `<name>_predictions.json` ({question id: answer}, the official format):
 
     python evaluate.py runs/xquad_minilm --data dev-v1.1.json
+
+Missing modalities at test time: `--drop-modality image` (repeatable) removes a modality from
+every example (or a `--drop-fraction` share of them) through its mask, as a row without it;
+`--drop-sweep` scores the run with nothing removed, each modality removed and each kept alone,
+one report each plus a summary table (tfmm/evaluation/modality_removal.py).
 """
 
 import argparse
@@ -30,18 +35,32 @@ def parse_arguments(argv):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-invalid", action="store_true",
                         help="skip invalid manifest rows (counted) instead of stopping")
+    parser.add_argument("--drop-modality", action="append", default=[], metavar="MODALITY",
+                        help="remove this modality (its mask set to 0, as for a missing input) "
+                        "from the examples; repeatable")
+    parser.add_argument("--drop-fraction", type=float, default=1.0,
+                        help="share of the examples that lose each dropped modality (default 1)")
+    parser.add_argument("--drop-sweep", action="store_true",
+                        help="evaluate with nothing removed, each modality removed and each "
+                        "kept alone; writes one report each and a summary table")
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     from tfmm.errors import UserError
-    from tfmm.evaluation.evaluate_run import evaluate_run
+    from tfmm.evaluation.evaluate_run import evaluate_run, sweep_modality_removal
 
+    common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
+                  skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
     try:
-        evaluate_run(arguments.model, arguments.data, out_dir=arguments.out,
-                     name=arguments.name, batch_size=arguments.batch_size,
-                     skip_invalid=arguments.skip_invalid)
+        if arguments.drop_sweep:
+            if arguments.drop_modality:
+                raise UserError("give --drop-sweep or --drop-modality, not both")
+            sweep_modality_removal(arguments.model, arguments.data, **common)
+        else:
+            evaluate_run(arguments.model, arguments.data,
+                         drop_modalities=arguments.drop_modality, **common)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

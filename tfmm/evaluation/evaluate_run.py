@@ -6,12 +6,14 @@ manifest for classification and regression, a SQuAD v1.1/v2.0 JSON file for ques
 
 import os
 
+from tfmm.atomic_write import write_json
 from tfmm.recipes import recipe_for
 from tfmm.run_folder import RunFolder, load_finished_run
 
 
 def evaluate_run(path: str, data_path: str, out_dir=None, name=None, batch_size=64,
-                 skip_invalid=False, log=print) -> dict:
+                 skip_invalid=False, log=print, drop_modalities=(),
+                 drop_fraction: float = 1.0) -> dict:
     """Evaluates a run's model on a data file and writes the report next to it.
 
     Args:
@@ -22,6 +24,8 @@ def evaluate_run(path: str, data_path: str, out_dir=None, name=None, batch_size=
         name: report name (default: the data file's name without extension).
         batch_size: evaluation batch size (windows for question answering).
         skip_invalid: skip invalid rows or questions instead of stopping at the first.
+        drop_modalities: modalities removed from a `drop_fraction` share of the examples
+            through their masks (`tfmm.evaluation.modality_removal`).
 
     Returns:
         The report dict.
@@ -34,10 +38,55 @@ def evaluate_run(path: str, data_path: str, out_dir=None, name=None, batch_size=
     reports = RunFolder(out_dir) if out_dir else run.folder
     name = name or os.path.splitext(os.path.basename(data_path))[0]
     report = recipe.evaluate_file(run, data_path, reports.path, name, batch_size, skip_invalid,
-                                  log)
+                                  log, drop_modalities=drop_modalities,
+                                  drop_fraction=drop_fraction)
     log(f"{name}: {recipe.task.headline(report)}")
     written = f"report: {reports.report(name)}"
     if report.get("predictions_file"):
         written += f"; predictions: {reports.predictions(name)}"
     log(written)
     return report
+
+
+def sweep_modality_removal(path: str, data_path: str, out_dir=None, name=None, batch_size=64,
+                           skip_invalid=False, drop_fraction: float = 1.0, log=print) -> dict:
+    """Scores a run with nothing removed, then with each modality removed, then (three or more
+    modalities) with each one kept alone; writes each report and a summary report.
+
+    Returns:
+        The summary: {"rows": [{"removed": [...], score name: value, ...}], "fraction"}.
+    """
+    run = load_finished_run(path)
+    modalities = tuple(run.config.data.modalities)
+    name = name or os.path.splitext(os.path.basename(data_path))[0]
+    settings = [()] + [(modality,) for modality in modalities]
+    if len(modalities) >= 3:
+        settings += [tuple(other for other in modalities if other != kept)
+                     for kept in modalities]
+    task = recipe_for(run.config.data.task).task
+    rows = []
+    for removed in settings:
+        suffix = "_without_" + "_".join(removed) if removed else ""
+        report = evaluate_run(path, data_path, out_dir, name + suffix, batch_size, skip_invalid,
+                              log, drop_modalities=removed, drop_fraction=drop_fraction)
+        row = {"removed": list(removed), task.score_name: report[task.score_name]}
+        row.update({key: report[key] for key in ("macro_f1",) if key in report})
+        rows.append(row)
+    summary = {"data": data_path, "task": task.name, "fraction": drop_fraction, "rows": rows}
+    reports = RunFolder(out_dir) if out_dir else run.folder
+    write_json(reports.report(name + "_modality_sweep"), summary)
+    log(sweep_table(summary, task.score_name))
+    return summary
+
+
+def sweep_table(summary: dict, score_name: str) -> str:
+    """A Markdown table of a modality sweep: removed modalities -> score (and macro-F1)."""
+    has_f1 = all("macro_f1" in row for row in summary["rows"])
+    header = ["removed", score_name] + (["macro-F1"] if has_f1 else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in summary["rows"]:
+        cells = [" + ".join(row["removed"]) or "nothing", f"{row[score_name]:.4f}"]
+        if has_f1:
+            cells.append(f"{row['macro_f1']:.4f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmm.atomic_write import write_json
 from tfmm.evaluation.metrics import reading_order
+from tfmm.evaluation.modality_removal import remove_modalities
 from tfmm.evaluation.plots import plot_training_curves
 from tfmm.evaluation.predict import predict_dataset
 from tfmm.run_folder import RunFolder
@@ -14,7 +15,8 @@ from tfmm.tasks import get_task
 
 
 def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: int = 64,
-                      history=None, name: str = "test", group_field: str = "") -> dict:
+                      history=None, name: str = "test", group_field: str = "",
+                      drop_modalities=(), drop_fraction: float = 1.0) -> dict:
     """Runs `model` over a pipeline and writes the report and its plots to out_dir.
 
     Args:
@@ -28,14 +30,20 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
         name: prefix of the files written.
         group_field: a manifest field (e.g. "question_type"); the report then also holds the
             task's score (accuracy, subset accuracy or MAE) for each of its values.
+        drop_modalities: modalities removed (mask 0) from a `drop_fraction` share of the
+            examples (`tfmm.evaluation.modality_removal`); recorded in the report.
 
     Returns:
         The report dict (metrics, the loss, file names of the plots).
     """
     task = get_task(task)
-    outputs, targets, loss = predict_dataset(model, pipeline.batches(batch_size), task)
+    batches = remove_modalities(pipeline.batches(batch_size), drop_modalities, drop_fraction)
+    outputs, targets, loss = predict_dataset(model, batches, task)
     metrics = task.metrics(outputs, targets, labels)
     report = {"manifest": pipeline.manifest.path, "task": task.name, "loss": loss, **metrics}
+    if drop_modalities:
+        report["dropped_modalities"] = {"modalities": list(drop_modalities),
+                                        "fraction": drop_fraction}
     if group_field:
         report["by_" + group_field] = grouped_scores(
             task, [row.extra.get(group_field) for row in pipeline.manifest.rows], outputs, targets)

@@ -11,6 +11,7 @@ import tensorflow as tf
 from tfmm.config import ConfigError
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import Manifest, read_manifest_for_config
+from tfmm.evaluation.modality_removal import check_removable
 from tfmm.evaluation.report import evaluate_pipeline
 from tfmm.export.serving_model import export_serving_model
 from tfmm.models.encoder_transfer import load_encoder_weights
@@ -128,8 +129,10 @@ class ManifestRecipe(Recipe):
         export_serving_model(model, self._preprocessor(config), self.task.name, data.labels,
                              export_dir)
 
-    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print):
+    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
+                      drop_modalities=(), drop_fraction=1.0):
         config = run.config
+        removed = check_removable(config.data.modalities, drop_modalities)
         config.data.skip_invalid = skip_invalid
         labels = tuple(run.run_info["labels"])
         manifest = read_manifest_for_config(data_path, config.data,
@@ -138,4 +141,5 @@ class ManifestRecipe(Recipe):
         pipeline = self._pipeline(manifest, self._preprocessor(config))
         history = history_by_metric(run.folder.read_history()) or None
         return evaluate_pipeline(run.model, pipeline, self.task, labels, out_dir, batch_size,
-                                 history=history, name=name)
+                                 history=history, name=name, drop_modalities=removed,
+                                 drop_fraction=drop_fraction)

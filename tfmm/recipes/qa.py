@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.data.squad import load_tfds_squad, split_by_article
 from tfmm.evaluation.evaluate_squad import SquadDataError, evaluate_span_model, read_squad_file
+from tfmm.evaluation.modality_removal import check_removable
 from tfmm.export.span_serving import export_span_serving_model
 from tfmm.models.span_model import build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
@@ -127,7 +128,9 @@ class QuestionAnsweringRecipe(Recipe):
     def export(self, model, config, data, export_dir):
         export_span_serving_model(model, data.tokenizer, config.qa, export_dir)
 
-    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print):
+    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
+                      drop_modalities=(), drop_fraction=1.0):
+        check_removable(("text",), drop_modalities)  # questions and contexts are its one input
         qa = run.config.qa
         examples = read_squad_file(data_path, skip_invalid=skip_invalid)
         if not examples:

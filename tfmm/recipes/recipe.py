@@ -63,7 +63,10 @@ class Recipe:
         raise NotImplementedError
 
     def evaluate_file(self, run, data_path: str, out_dir: str, name: str, batch_size: int,
-                      skip_invalid: bool, log=print) -> dict:
+                      skip_invalid: bool, log=print, drop_modalities=(),
+                      drop_fraction: float = 1.0) -> dict:
         """What `evaluate.py` does: scores a finished run (`tfmm.run_folder.FinishedRun`) on a
-        data file and writes the report (and its plots or predictions) to `out_dir`."""
+        data file and writes the report (and its plots or predictions) to `out_dir`, with
+        `drop_modalities` removed from a `drop_fraction` share of the examples
+        (`tfmm.evaluation.modality_removal`)."""
         raise NotImplementedError
