@@ -24,12 +24,13 @@ from tfmm.training.trainer import Trainer
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 
 
-def _dense_model(dropout=0.0, seed=3, use_bias=True, width=16):
+def _dense_model(dropout=0.0, seed=3, use_bias=True, width=16, output_key="logits"):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((8,), name="x")
     hidden = keras.layers.Dense(width, activation="tanh", use_bias=use_bias)(inputs)
     hidden = keras.layers.Dropout(dropout, seed=1)(hidden)
-    return keras.Model({"x": inputs}, {"logits": keras.layers.Dense(3, use_bias=use_bias)(hidden)})
+    outputs = keras.layers.Dense(3, use_bias=use_bias)(hidden)
+    return keras.Model({"x": inputs}, {output_key: outputs})
 
 
 def _config(batch_size=8, jit="false", **training):
@@ -142,6 +143,26 @@ def test_without_noise_and_a_clip_above_every_norm_dp_training_equals_ordinary(t
         np.testing.assert_allclose(private, plain, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("task", ["regression", "multilabel"])
+def test_the_other_manifest_tasks_train_privately_as_ordinary_without_noise(tmp_path, task):
+    """Each task's own per-example loss feeds the clipping: with no noise and a clip above every
+    norm, one DP step of a regression / multilabel model equals the ordinary step."""
+    features, labels = _batch()
+    targets = (tf.constant(np.random.default_rng(1).normal(size=(8, 3)), tf.float32)
+               if task == "regression" else tf.one_hot(labels, 3))
+    key = "predictions" if task == "regression" else "logits"
+    weights = {}
+    for name, clip in (("plain", 0.0), ("private", 1e6)):
+        model = _dense_model(output_key=key)
+        config = _config(dp_l2_clip=clip)
+        trainer = Trainer(model, task, config.training, tf.distribute.get_strategy(), 2,
+                          str(tmp_path / name), 8, log=lambda line: None)
+        trainer.train_step((features, targets))
+        weights[name] = [variable.numpy() for variable in model.trainable_variables]
+    for plain, private in zip(weights["plain"], weights["private"]):
+        np.testing.assert_allclose(private, plain, rtol=1e-4, atol=1e-5)
+
+
 def test_two_replicas_give_the_same_noisy_update_as_one():
     """MirroredStrategy on two logical CPUs (XLA off there) against the default strategy, same
     global batch, same noise key, clipping and noise active: equal weights after 3 steps; another
@@ -231,10 +252,10 @@ def _scalars(log_dir, tag):
 def test_a_private_run_reports_epsilon_per_epoch_and_resume_counts_steps_once(tiny_preset,
                                                                               tiny_manifest,
                                                                               tmp_path):
-    """A tiny text run (trainable BERT, dropout 0.1; XLA is covered above) for 1 epoch, then resumed to 2:
-    epsilon in history.json, TensorBoard and the report equals dp-accounting's from the saved
-    config and step count; the resumed epoch counts the first epoch's steps once; the noise key
-    survives the resume."""
+    """A tiny text run (trainable BERT, dropout 0.1; XLA is covered above) for 1 epoch, then
+    resumed to 2: epsilon in history.json, TensorBoard and the report equals dp-accounting's
+    from the saved config and step count; the resumed epoch counts the first epoch's steps once;
+    the noise key survives the resume."""
     from tfmm.training.runner import run_training
 
     run_dir = str(tmp_path / "run")
@@ -267,3 +288,25 @@ def test_a_private_run_reports_epsilon_per_epoch_and_resume_counts_steps_once(ti
     assert report["privacy"]["epsilon"] == pytest.approx(expected[1], rel=1e-9)
     logged = _scalars(folder.training_logs, "epoch_epsilon")
     assert [value for _, value in logged] == pytest.approx(expected, rel=1e-5)
+
+
+def test_question_answering_trains_privately(tiny_preset, tmp_path):
+    """The span task (tiny BERT, start/end losses per window) through the runner under DP-SGD:
+    3 steps with a finite loss, its epsilon in the history and the eval report."""
+    from helpers.tiny_squad import write_squad_file
+    from tfmm.training.runner import run_training
+
+    squad_path = write_squad_file(tmp_path / "tiny.json")
+    overrides = {"data.task": "qa", "data.batch_size": 2, "model.text_preset": tiny_preset,
+                 "model.freeze_text_encoder": False, "qa.train_file": squad_path,
+                 "qa.eval_fraction": 0.5, "qa.max_sequence_length": 16, "qa.doc_stride": 4,
+                 "qa.max_query_length": 6, "training.epochs": 1, "training.steps_per_epoch": 3,
+                 "training.jit_compile": "false", "training.export": False,
+                 "training.run_dir": str(tmp_path / "run"), "training.dp_l2_clip": 1.0,
+                 "training.dp_noise_multiplier": 1.0}
+    config = load_config(None, [f"{key}={value}" for key, value in overrides.items()])
+    result = run_training(config, log=lambda line: None)
+    assert np.isfinite(result["history"]["loss"][0])
+    assert result["privacy"]["steps"] == 3
+    assert result["history"]["epsilon"] == [result["privacy"]["epsilon"]]
+    assert result["report"]["privacy"] == result["privacy"]

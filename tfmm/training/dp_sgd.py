@@ -140,7 +140,8 @@ class PrivateGradients:
             summed = tf.distribute.get_replica_context().all_reduce(
                 tf.distribute.ReduceOp.SUM, summed)
         if self.noise_multiplier > 0:
-            summed = [gradient + noise for gradient, noise in zip(summed, self.noise(self.iterations))]
+            noise = self.noise(self.iterations)
+            summed = [gradient + draw for gradient, draw in zip(summed, noise)]
         mean = [gradient / self.num_microbatches for gradient in summed]
         if self.clip_norm > 0:
             mean = tf.clip_by_global_norm(mean, self.clip_norm)[0]
