@@ -18,7 +18,9 @@ The noise key is random per run (os.urandom), not `training.seed`: a seed saved 
 config would let anyone who reads it subtract the noise. It is kept in the checkpoint, so a
 resumed run draws the noise the uninterrupted run would have; share the exported model, not the
 checkpoints folder. Philox is not a cryptographically secure generator (a caveat shared with
-most DP-SGD implementations).
+most DP-SGD implementations). Under MultiWorkerMirroredStrategy the key is the chief's: that
+strategy broadcasts variables' initial values from the chief (tested here: one replica against
+two Mirrored replicas; several workers not).
 
 Memory: the per-example gradients are materialised, (per-replica batch / microbatch size) x the
 trainable parameters; freeze large encoders (or raise dp_microbatch_size) when that is too much.
