@@ -27,6 +27,7 @@ setup(
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
         "matplotlib",  # evaluation plots
         "tensorboard",  # tf.summary writers (TensorFlow 2.21 no longer pulls it in)
+        "dp-accounting>=0.6",  # DP-SGD's privacy accountant (tfmm/training/privacy_accounting.py)
         "numpy",
     ],
     extras_require={"dev": ["pytest>=8"],

@@ -46,7 +46,7 @@ def test_run_folder_holds_everything(finished_run):
     history = json.load(open(os.path.join(run_dir, "history.json")))
     assert [entry["epoch"] for entry in history] == [1, 2]
     assert set(result) == {"run_dir", "task", "history", "report", "export_dir", "model",
-                           "replicas", "seconds"}
+                           "replicas", "privacy", "seconds"}
     report = result["report"]
     assert report["num_examples"] == 16
     assert set(report) >= {"accuracy", "macro_f1", "auroc", "confusion_matrix"}

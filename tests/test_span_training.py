@@ -134,7 +134,7 @@ def test_the_runner_returns_a_question_answering_run_like_any_other(span_preset,
                                                        os.fspath(tmp_path / "run")))
     result = run_training(config, log=lambda line: None)
     assert set(result) == {"run_dir", "task", "history", "report", "export_dir", "model",
-                           "replicas", "seconds"}
+                           "replicas", "privacy", "seconds"}
     assert result["task"].name == "qa" and result["export_dir"] is None
     with open(os.path.join(result["run_dir"], "eval_report.json")) as handle:
         assert result["report"] == json.load(handle)

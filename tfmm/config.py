@@ -113,6 +113,11 @@ class TrainingConfig:
     # Run the frozen encoders once per example and train on their cached features (inference
     # mode: no augmentation or dropout inside them); see tfmm/training/feature_cache.py.
     cache_frozen_features: bool = False
+    # DP-SGD, on when dp_l2_clip > 0 (README "Private training (DP-SGD)"; training/dp_sgd.py).
+    dp_l2_clip: float = 0.0  # each example's (microbatch's) gradient is clipped to this L2 norm.
+    dp_noise_multiplier: float = 0.0  # noise std per step = dp_noise_multiplier * dp_l2_clip.
+    dp_microbatch_size: int = 1  # examples per clipped gradient (1: per example).
+    dp_delta: float = 0.0  # epsilon is reported at this delta (0: 1 / training examples).
 
 
 @dataclasses.dataclass
@@ -209,6 +214,8 @@ class Config:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
         get_task(data.task).check_config(self)
+        from tfmm.training.privacy import check_private_training  # it imports ConfigError
+        check_private_training(self)
         return self
 
 
@@ -312,13 +319,6 @@ def _coerce(value, default, key, source):
     return value
 
 
-def _parse_override_value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
-
-
 def load_config(path: Optional[str] = None, overrides=()) -> Config:
     """Loads a config file (Python with `get_config()`, or JSON) and applies overrides.
 
@@ -372,7 +372,8 @@ def load_stages(path: str, overrides=()) -> list:
         A list of (name, Config).
     """
     values = _read_config_file(path)
-    stages = values if isinstance(values, list) else [dict(values, name=_stem(path))]
+    stem = os.path.splitext(os.path.basename(path))[0]
+    stages = values if isinstance(values, list) else [dict(values, name=stem)]
     loaded = []
     for index, stage in enumerate(stages):
         if not isinstance(stage, dict):
@@ -385,14 +386,14 @@ def load_stages(path: str, overrides=()) -> list:
     return loaded
 
 
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def _apply(config: Config, overrides) -> Config:
     for override in overrides:
         key, equals, text = override.partition("=")
         if not equals:
             raise ConfigError(f"--set expects key=value. Received: {override!r}")
-        _set_field(config, key.strip(), _parse_override_value(text.strip()), "--set")
+        try:  # a Python literal when it is one, else the text
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        _set_field(config, key.strip(), value, "--set")
     return config.validate()

@@ -6,7 +6,7 @@ import time
 
 import keras
 
-from tfmm.atomic_write import atomic_directory
+from tfmm.atomic_write import atomic_directory, write_json
 from tfmm.config import ConfigError
 from tfmm.recipes import recipe_for
 from tfmm.run_folder import RunFolder
@@ -67,7 +67,9 @@ def run_training(config, log=print, allow_config_change: bool = False) -> dict:
         The same keys for every task: {"run_dir", "task" (the `tfmm.tasks.Task`), "history"
         ({metric: [per epoch]}), "report" (the test or eval report; None without held-out data
         or off the chief), "export_dir" (or None), "model" (the trained keras.Model),
-        "replicas" (replicas in sync), "seconds"}.
+        "replicas" (replicas in sync), "privacy" (DP-SGD's epsilon at delta and its terms,
+        `tfmm.training.privacy_accounting.privacy_spent`; None when training.dp_l2_clip is 0),
+        "seconds"}. With DP-SGD the report holds the same dict under "privacy".
     """
     started = time.time()
     training = config.training
@@ -101,10 +103,18 @@ def run_training(config, log=print, allow_config_change: bool = False) -> dict:
                       folder.path, config.data.batch_size, config.data.shuffle_buffer, log=log)
     history = trainer.fit(trained_pipeline, validation_pipeline)
     result = {"run_dir": folder.path, "task": recipe.task, "history": history, "report": None,
-              "export_dir": None, "model": model, "replicas": replicas, "seconds": None}
+              "export_dir": None, "model": model, "replicas": replicas, "seconds": None,
+              "privacy": trainer.private.spent(trained_pipeline.num_examples)
+              if trainer.private else None}
+    if result["privacy"]:
+        log(f"privacy spent: epsilon {result['privacy']['epsilon']} at delta "
+            f"{result['privacy']['delta']:.3g} after {result['privacy']['steps']} steps")
     if chief:
         log(f"saved {folder.save_model(model)}")
         result["report"] = recipe.evaluate(model, config, data, folder.path, history, log)
+        if result["report"] is not None and result["privacy"]:
+            result["report"]["privacy"] = result["privacy"]
+            write_json(folder.report(recipe.report_name), result["report"])
         if result["report"] is not None:
             log(f"{recipe.report_name}: {recipe.task.headline(result['report'])}")
         if training.export:

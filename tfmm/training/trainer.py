@@ -12,7 +12,8 @@ the optimizer (loss scaling included), and each replica draws its own dropout / 
 masks (tfmm/models/replica_seeds.py). The per-epoch loss/score sums and the random-number states
 are checkpointed, so a run killed and resumed follows the numbers of the uninterrupted run; a
 run on N replicas follows one replica at the same global batch exactly with dropout 0 (up to
-float rounding; see docs/distributed.md) and in distribution with random masks.
+float rounding; see docs/distributed.md) and in distribution with random masks. With
+`training.dp_l2_clip` > 0 the step is DP-SGD's (tfmm/training/dp_sgd.py).
 """
 
 import contextlib
@@ -30,6 +31,7 @@ from tfmm.models.dropout import threefry_dropout
 from tfmm.models.replica_seeds import replica_random_streams
 from tfmm.tasks import get_task
 from tfmm.run_folder import RunFolder, history_by_metric
+from tfmm.training.dp_sgd import PrivateGradients
 from tfmm.training.history import INFERENCE_PREFIX, mode_divergence_warning
 from tfmm.training.optimizer import build_optimizer
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
@@ -93,6 +95,8 @@ class Trainer:
                                               name="epoch_loss_sum")
             self.epoch_score_sum = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                                name="epoch_score_sum")
+            self.private = PrivateGradients.for_training(  # None unless DP-SGD is on
+                model, self.optimizer, training, batch_size, strategy.num_replicas_in_sync)
         # tf.train.Checkpoint does not reach the states of Keras SeedGenerators (dropout,
         # augmentation, modality dropout) through the model: list them, so a resumed run draws the
         # same random numbers as an uninterrupted one.
@@ -103,7 +107,8 @@ class Trainer:
                                               epoch=self.epoch, step_in_epoch=self.step_in_epoch,
                                               epoch_loss_sum=self.epoch_loss_sum,
                                               epoch_score_sum=self.epoch_score_sum,
-                                              random_states=self.random_states)
+                                              random_states=self.random_states,
+                                              **(self.private.checkpointed if self.private else {}))
         # Every worker writes (saving is collective); only the chief's copy is kept. Every worker
         # resumes from the chief's folder, which must then be storage they all read (e.g. gs://).
         self.checkpoint_dir = self.run_folder.checkpoints
@@ -124,7 +129,7 @@ class Trainer:
 
     # ----------------------------------------------------------------------------------------
     def _build_train_step(self):
-        model, optimizer, task = self.model, self.optimizer, self.task
+        model, optimizer, task, private = self.model, self.optimizer, self.task, self.private
         smoothing = self.training.label_smoothing
         variables = model.trainable_variables
 
@@ -144,7 +149,8 @@ class Trainer:
                 losses = task.per_example_loss(targets, outputs, smoothing)
                 loss = tf.nn.compute_average_loss(losses)
                 scaled_loss = optimizer.scale_loss(loss)
-            gradients = tape.gradient(scaled_loss, variables)
+            gradients = (private.summed_clipped_gradients(tape, losses) if private  # dp_sgd.py
+                         else tape.gradient(scaled_loss, variables))
             score = tf.nn.compute_average_loss(task.per_example_score(targets, outputs))
             return gradients, loss, score
 
@@ -166,7 +172,9 @@ class Trainer:
 
         def replica_step(features, targets):
             gradients, loss, score = compute_gradients(features, targets)
-            if sum_first:
+            if private:  # summed over the replicas, noised once, averaged
+                gradients = private.noisy_mean(gradients)
+            elif sum_first:
                 loss_scale = optimizer.scale_loss(tf.constant(1.0))  # 1 unless float16
                 gradients = _sum_over_replicas(gradients, clip_norm * loss_scale, num_replicas)
             optimizer.apply_gradients(zip(gradients, variables))
@@ -325,6 +333,8 @@ class Trainer:
             record = {"epoch": epoch + 1, "loss": float(self.epoch_loss_sum.numpy()) / done,
                       score_name: float(self.epoch_score_sum.numpy()) / done,
                       "seconds": round(time.time() - started, 2)}
+            if self.private:  # epsilon at delta for the optimizer steps taken so far
+                record["epsilon"] = self.private.spent(train_pipeline.num_examples)["epsilon"]
             # Beside the training-mode figures, the same model in inference mode (dropout off,
             # BatchNorm on moving statistics): on the validation split, or else on a fixed
             # sample of the training data (INFERENCE_CHECK_EXAMPLES, to keep it cheap).
