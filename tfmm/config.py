@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any, Optional
 from tfmm.errors import UserError
+from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
@@ -57,6 +58,7 @@ class DataConfig:
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
     cache: bool = True  # cache decoded examples in memory after the first epoch.
+    resample: str = "none"  # training draws: "none" | "balanced" (classes equally) | "sqrt".
 
 
 @dataclasses.dataclass
@@ -98,6 +100,10 @@ class TrainingConfig:
     decay: str = "cosine"  # "cosine" | "linear" | "constant" after warmup.
     clip_norm: float = 1.0  # global gradient-norm clipping (0: off).
     label_smoothing: float = 0.0
+    class_weights: Any = "none"  # "none" | "balanced" | {label: weight} (classification).
+    loss: str = "cross_entropy"  # "cross_entropy" | "focal" (classification).
+    focal_gamma: float = 2.0  # focal loss: (1 - p)^gamma; 0 is the cross-entropy.
+    focal_alpha: float = 0.0  # focal loss's alpha (multilabel: of the positives); 0: off.
     seed: int = 0
     mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
     jit_compile: str = "auto"  # "auto" | "true" | "false": XLA for the train step.
@@ -208,6 +214,7 @@ class Config:
             if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
+        check_imbalance_config(self)
         get_task(data.task).check_config(self)
         return self
 
@@ -277,8 +284,8 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
-    default = known[key].default
-    setattr(target, key, _coerce(value, default, dotted_key, source))
+    coerce = FIELD_COERCERS.get(dotted_key, _coerce)  # fields of more than one type
+    setattr(target, key, coerce(value, known[key].default, dotted_key, source))
 
 
 def _coerce(value, default, key, source):
@@ -310,13 +317,6 @@ def _coerce(value, default, key, source):
     if isinstance(default, str):
         return str(value)
     return value
-
-
-def _parse_override_value(text: str):
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 def load_config(path: Optional[str] = None, overrides=()) -> Config:
@@ -372,7 +372,8 @@ def load_stages(path: str, overrides=()) -> list:
         A list of (name, Config).
     """
     values = _read_config_file(path)
-    stages = values if isinstance(values, list) else [dict(values, name=_stem(path))]
+    stages = values if isinstance(values, list) else [dict(values, name=os.path.splitext(
+        os.path.basename(path))[0])]
     loaded = []
     for index, stage in enumerate(stages):
         if not isinstance(stage, dict):
@@ -385,14 +386,14 @@ def load_stages(path: str, overrides=()) -> list:
     return loaded
 
 
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
 def _apply(config: Config, overrides) -> Config:
     for override in overrides:
         key, equals, text = override.partition("=")
         if not equals:
             raise ConfigError(f"--set expects key=value. Received: {override!r}")
-        _set_field(config, key.strip(), _parse_override_value(text.strip()), "--set")
+        try:  # a Python literal when the value is one, else the text
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = text.strip()
+        _set_field(config, key.strip(), value, "--set")
     return config.validate()

@@ -1,0 +1,122 @@
+"""Training on imbalanced classes: class weights, focal loss, resampling, and the metrics that
+show what imbalance hides (README "Imbalanced data")."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from helpers import tiny
+
+
+# --- class weights ------------------------------------------------------------------------------
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("loss", ["cross_entropy", "focal"])
+def test_class_weights_scale_each_multiclass_loss_by_its_true_class_weight(loss,
+                                                                          label_smoothing):
+    from tfmm.config import TrainingConfig
+    from tfmm.tasks import MulticlassTask
+
+    training = TrainingConfig(loss=loss, focal_gamma=2.0)
+    weights = np.array([0.5, 3.0, 7.0], np.float32)
+    plain, weighted = MulticlassTask().with_loss(training), MulticlassTask().with_loss(
+        training, weights)
+    targets = np.array([0, 1, 2, 2, 1])
+    outputs = {"logits": np.array([[2.0, 0.1, -1], [0.3, 0.2, 0.1], [1, 2, 3], [3, 1, 0.5],
+                                   [-1, 0, 4]], np.float32)}
+    unweighted = plain.per_example_loss(targets, outputs, label_smoothing).numpy()
+    losses = weighted.per_example_loss(targets, outputs, label_smoothing).numpy()
+    np.testing.assert_allclose(losses, unweighted * weights[targets], rtol=1e-6)
+
+
+def test_multilabel_class_weights_weigh_each_class_positive_term():
+    from tfmm.config import TrainingConfig
+    from tfmm.tasks import MultilabelTask
+
+    weights = np.array([4.0, 0.25], np.float32)
+    task = MultilabelTask().with_loss(TrainingConfig(), weights)
+    targets = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    logits = np.array([[0.5, -1.0], [2.0, 0.3], [-0.7, 1.5]], np.float32)
+    probabilities = 1 / (1 + np.exp(-logits))
+    terms = -(targets * np.log(probabilities) + (1 - targets) * np.log(1 - probabilities))
+    expected = np.mean(terms * np.where(targets == 1, weights, 1.0), axis=-1)
+    np.testing.assert_allclose(task.per_example_loss(targets, {"logits": logits}).numpy(),
+                               expected, rtol=1e-5)
+
+
+def test_balanced_weights_are_scikit_learns_and_negatives_per_positive_for_multilabel():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    from tfmm.tasks import MulticlassTask, MultilabelTask
+
+    targets = np.array([0] * 20 + [1] * 5 + [2] * 1 + [3] * 2)
+    weights, counts = MulticlassTask().class_weights_for("balanced", targets, list("abcd"))
+    np.testing.assert_allclose(weights, compute_class_weight(
+        "balanced", classes=np.arange(4), y=targets))
+    assert counts.tolist() == [20, 5, 1, 2]
+    given, _ = MulticlassTask().class_weights_for({"c": 9.0}, targets, list("abcd"))
+    assert given.tolist() == [1.0, 1.0, 9.0, 1.0]
+    with pytest.raises(ValueError, match="'z'"):
+        MulticlassTask().class_weights_for({"z": 2.0}, targets, list("abcd"))
+    multi_hot = np.array([[1, 0, 1], [1, 0, 1], [1, 1, 1], [0, 0, 1]], np.float32)
+    weights, counts = MultilabelTask().class_weights_for("balanced", multi_hot, list("xyz"))
+    # x: 3 positives, 1 negative; y: 1 and 3; z: positive everywhere (no negative: weight 1).
+    np.testing.assert_allclose(weights, [1 / 3, 3.0, 1.0])
+    assert counts.tolist() == [3, 1, 4]
+
+
+def test_class_weights_config_from_json_python_and_set(tmp_path):
+    from tfmm.config import ConfigError, load_config
+
+    manifest = "train.jsonl"
+    path = tiny.write_config(tmp_path / "c.json", {"data": {"train_manifest": manifest},
+                                                   "training": {"class_weights": {"5": 20}}})
+    assert load_config(path).training.class_weights == {"5": 20.0}
+    path = tiny.write_config(tmp_path / "c.py", {"data": {"train_manifest": manifest},
+                                                 "training": {"class_weights": {5: 2.5}}})
+    assert load_config(path).training.class_weights == {"5": 2.5}
+    config = load_config(path, ["training.class_weights=balanced"])
+    assert config.training.class_weights == "balanced"
+    config = load_config(path, ["training.class_weights={'a': 3, 'b': 0.5}"])
+    assert config.training.class_weights == {"a": 3.0, "b": 0.5}
+    for bad, message in (("sometimes", "must be one of"), ("{'a': 0}", "> 0"),
+                         ("{'a': 'x'}", "> 0"), ("[1, 2]", "dict")):
+        with pytest.raises(ConfigError, match=message):
+            load_config(path, [f"training.class_weights={bad}"])
+    with pytest.raises(ConfigError, match="not in `data.labels`"):
+        load_config(path, ["data.labels=high,low", "training.class_weights={'hgh': 2}"])
+
+
+@pytest.mark.parametrize("task, extra", [("regression", {}),
+                                         ("qa", {"qa": {"train_file": "x.json"}})])
+@pytest.mark.parametrize("training", [{"class_weights": "balanced"}, {"loss": "focal"}])
+def test_class_weights_and_focal_loss_need_a_classification_task(task, extra, training):
+    from tfmm.config import ConfigError, config_from_dict
+
+    values = {"data": {"task": task, "train_manifest": "t.jsonl"}, "training": training, **extra}
+    with pytest.raises(ConfigError, match="classification task"):
+        config_from_dict(values).validate()
+
+
+def test_the_manifest_recipe_trains_with_the_weights_it_logs_and_saves(tmp_path):
+    from tfmm.config import config_from_dict
+    from tfmm.recipes import recipe_for
+    from tfmm.run_folder import RunFolder
+
+    rows = tiny.read_jsonl(tiny.write_manifest(str(tmp_path / "data"), num_rows=12,
+                                               modalities=("audio",)))
+    manifest = tiny.write_jsonl(tmp_path / "data" / "skewed.jsonl", rows[:10] + rows[10:11])
+    run_dir = str(tmp_path / "run")
+    config = config_from_dict(tiny.tiny_config("unused", manifest, run_dir, ("audio",),
+                                               class_weights="balanced")).validate()
+    lines = []
+    recipe = recipe_for("multiclass")
+    recipe.load_data(config, chief=True, log=lines.append)
+    # 11 rows: high 6, low 5 -> 11 / (2 * 6), 11 / (2 * 5).
+    np.testing.assert_allclose(recipe.task.class_weights, [11 / 12, 11 / 10], rtol=1e-6)
+    assert any("class weights (balanced" in line and "high 0.917 (6)" in line for line in lines)
+    with open(RunFolder(run_dir).class_weights) as handle:
+        saved = json.load(handle)
+    assert saved["weights"] == pytest.approx({"high": 11 / 12, "low": 11 / 10})
+    assert saved["counts"] == {"high": 6, "low": 5} and saved["setting"] == "balanced"
