@@ -120,3 +120,56 @@ def test_the_manifest_recipe_trains_with_the_weights_it_logs_and_saves(tmp_path)
         saved = json.load(handle)
     assert saved["weights"] == pytest.approx({"high": 11 / 12, "low": 11 / 10})
     assert saved["counts"] == {"high": 6, "low": 5} and saved["setting"] == "balanced"
+
+
+# --- focal loss ---------------------------------------------------------------------------------
+def test_focal_loss_matches_hand_computed_values():
+    from tfmm.config import TrainingConfig
+    from tfmm.tasks import MulticlassTask, MultilabelTask
+
+    # logits (0, ln 3): softmax (0.25, 0.75); a sigmoid of ln 3 is 0.75.
+    logits = np.array([[0.0, np.log(3.0)], [0.0, np.log(3.0)]], np.float32)
+    focal = TrainingConfig(loss="focal", focal_gamma=2.0)
+    losses = MulticlassTask().with_loss(focal).per_example_loss(np.array([1, 0]),
+                                                                {"logits": logits}).numpy()
+    # -(1 - 0.75)^2 ln 0.75 and -(1 - 0.25)^2 ln 0.25.
+    np.testing.assert_allclose(losses, [0.0625 * 0.2876821, 0.5625 * 1.3862944], rtol=1e-5)
+    with_alpha = TrainingConfig(loss="focal", focal_gamma=2.0, focal_alpha=0.25)
+    multi_hot = np.array([[1.0, 0.0]], np.float32)
+    loss = MultilabelTask().with_loss(with_alpha).per_example_loss(
+        multi_hot, {"logits": np.log(np.array([[3.0, 3.0]], np.float32))}).numpy()
+    # Class 0 positive at p 0.75: 0.25 * 0.25^2 * -ln 0.75; class 1 negative at p 0.75:
+    # 0.75 * 0.75^2 * -ln 0.25; the mean over the two classes.
+    expected = (0.25 * 0.0625 * 0.2876821 + 0.75 * 0.5625 * 1.3862944) / 2
+    np.testing.assert_allclose(loss, [expected], rtol=1e-5)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.2])
+def test_focal_loss_with_gamma_0_is_the_cross_entropy(label_smoothing):
+    from tfmm.config import TrainingConfig
+    from tfmm.tasks import MulticlassTask, MultilabelTask
+
+    random = np.random.default_rng(3)
+    logits = {"logits": random.normal(size=(6, 4)).astype(np.float32) * 3}
+    gamma_0 = TrainingConfig(loss="focal", focal_gamma=0.0)
+    labels = random.integers(0, 4, size=6)
+    multi_hot = (random.random((6, 4)) > 0.5).astype(np.float32)
+    for task, targets in ((MulticlassTask(), labels), (MultilabelTask(), multi_hot)):
+        np.testing.assert_allclose(
+            task.with_loss(gamma_0).per_example_loss(targets, logits, label_smoothing).numpy(),
+            task.per_example_loss(targets, logits, label_smoothing).numpy(), rtol=1e-5)
+    # gamma > 0 lowers the loss of every example (each term shrinks by (1 - p)^gamma < 1).
+    focal = MulticlassTask().with_loss(TrainingConfig(loss="focal", focal_gamma=2.0))
+    assert np.all(focal.per_example_loss(labels, logits).numpy()
+                  < MulticlassTask().per_example_loss(labels, logits).numpy())
+
+
+def test_focal_settings_are_checked():
+    from tfmm.config import ConfigError, config_from_dict
+
+    for training, message in (({"loss": "hinge"}, "training.loss"),
+                              ({"loss": "focal", "focal_gamma": -1}, "focal_gamma"),
+                              ({"loss": "focal", "focal_alpha": 1.5}, "focal_alpha")):
+        with pytest.raises(ConfigError, match=message):
+            config_from_dict({"data": {"train_manifest": "t.jsonl"},
+                              "training": training}).validate()
