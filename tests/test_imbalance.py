@@ -173,3 +173,78 @@ def test_focal_settings_are_checked():
         with pytest.raises(ConfigError, match=message):
             config_from_dict({"data": {"train_manifest": "t.jsonl"},
                               "training": training}).validate()
+
+
+# --- resampling ---------------------------------------------------------------------------------
+def _class_stream(counts):
+    import tensorflow as tf
+
+    targets = np.concatenate([np.full(count, index) for index, count in enumerate(counts)])
+    features = {"x": np.arange(len(targets), dtype=np.float32)[:, None]}
+    return tf.data.Dataset.from_tensor_slices((features, targets.astype(np.int32))).cache()
+
+
+@pytest.mark.parametrize("resample", ["balanced", "sqrt"])
+def test_resampled_stream_draws_the_classes_at_the_configured_frequencies(resample):
+    from tfmm.data.dataset import resampled_examples
+
+    counts = np.array([900, 90, 0, 10])
+    expected = {"balanced": np.array([1, 1, 0, 1]) / 3,
+                "sqrt": np.sqrt(counts) / np.sqrt(counts).sum()}[resample]
+    drawn = np.concatenate([
+        np.array([int(target) for _, target in resampled_examples(
+            _class_stream(counts), counts, resample, 1000, seed=epoch)])
+        for epoch in range(4)])
+    assert len(drawn) == 4000
+    frequencies = np.bincount(drawn, minlength=4) / len(drawn)
+    # Binomial standard error at 4000 draws is below 0.008: 0.03 is ~4 of them.
+    np.testing.assert_allclose(frequencies, expected, atol=0.03)
+    assert frequencies[2] == 0.0  # a class without examples is never drawn
+
+
+def test_resampling_is_deterministic_per_seed_and_epoch_with_static_batches(tmp_path):
+    from tfmm.data.dataset import ExamplePipeline
+    from tfmm.data.manifest import read_manifest_for_config
+    from tfmm.config import DataConfig
+    from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+    rows = tiny.read_jsonl(tiny.write_manifest(str(tmp_path), num_rows=24, modalities=("audio",)))
+    skewed = ([row for row in rows if row["label"] == "high"][:10]
+              + [row for row in rows if row["label"] == "low"][:2])  # 10 high, 2 low
+    path = tiny.write_jsonl(tmp_path / "skewed.jsonl", skewed)
+    data = DataConfig(train_manifest=path, modalities=("audio",), labels=tiny.LABELS,
+                      audio_length=800, batch_size=4)
+    manifest = read_manifest_for_config(path, data)
+    pipeline = ExamplePipeline(manifest, MultimodalPreprocessor.from_data_config(data, ""),
+                               "multiclass", resample="balanced")
+
+    def epoch_targets(epoch, skip=0):
+        batches = list(pipeline.batches(4, shuffle=True, seed=5, epoch=epoch,
+                                        drop_remainder=True, skip_batches=skip))
+        assert all(features["audio"].shape == (4, 800) for features, _ in batches)
+        return [target.numpy().tolist() for _, target in batches]
+
+    first = epoch_targets(0)
+    assert len(first) == 3 and epoch_targets(0) == first  # 12 draws, 3 full batches, replayed
+    assert epoch_targets(0, skip=1) == first[1:]  # a resumed epoch continues where it stopped
+    drawn = np.concatenate([np.ravel(epoch_targets(epoch)) for epoch in range(8)])
+    assert epoch_targets(1) != first
+    # 2 of the 12 rows are "low" (index 1); resampled, about half the draws are.
+    assert 0.35 < np.mean(drawn == 1) < 0.65
+    # Without shuffle (evaluation) the manifest is read as it is.
+    assert [t for _, b in pipeline.batches(4) for t in b.numpy()].count(1) == 2
+
+
+@pytest.mark.parametrize("data, training, message", [
+    ({"resample": "often"}, {}, "data.resample"),
+    ({"resample": "balanced", "task": "multilabel"}, {}, "one label per example"),
+    ({"resample": "sqrt", "text_length_buckets": [4]}, {}, "text_length_buckets"),
+    ({"resample": "balanced"}, {"cache_frozen_features": True}, "cache_frozen_features"),
+])
+def test_resample_settings_are_checked(data, training, message):
+    from tfmm.config import ConfigError, config_from_dict
+
+    values = {"data": {"train_manifest": "t.jsonl", "text_sequence_length": 8, **data},
+              "model": {"freeze_text_encoder": True}, "training": training}
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict(values).validate()

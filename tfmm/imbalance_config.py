@@ -68,6 +68,9 @@ def check_imbalance_config(config):
         if not isinstance(task, MulticlassTask):
             raise ConfigError("`data.resample` needs one label per example (task 'multiclass'). "
                               f"Received: task {data.task!r}")
+        if data.text_length_buckets:
+            raise ConfigError("`data.resample` cannot be combined with `data.text_length_buckets`"
+                              "; set one of them off")
         if training.cache_frozen_features:
             raise ConfigError("`data.resample` does not apply to the cached features of "
                               "`training.cache_frozen_features`; set one of them off")

@@ -113,7 +113,8 @@ class ManifestRecipe(Recipe):
 
     def pipelines(self, config, data, log=print) -> tuple:
         train = self._pipeline(data.train, data.preprocessor, config.data.cache,
-                               text_length_buckets=config.data.text_length_buckets)
+                               text_length_buckets=config.data.text_length_buckets,
+                               resample=config.data.resample)
         validation = (self._pipeline(data.validation, data.preprocessor)
                       if data.validation else None)
         return train, validation, data.train.path
