@@ -248,3 +248,31 @@ def test_resample_settings_are_checked(data, training, message):
               "model": {"freeze_text_encoder": True}, "training": training}
     with pytest.raises(ConfigError, match=message):
         config_from_dict(values).validate()
+
+
+# --- metrics imbalance hides --------------------------------------------------------------------
+def test_multiclass_report_has_balanced_accuracy_per_class_and_normalized_confusion(tmp_path):
+    from tfmm.tasks import MulticlassTask
+
+    labels = np.array([0, 0, 0, 0, 1, 1, 2])
+    predicted = np.array([0, 0, 0, 1, 1, 0, 2])
+    logits = np.log(np.eye(4)[predicted] * 0.9 + 0.025)  # class "d": no example, never predicted
+    task = MulticlassTask()
+    report = task.metrics({"logits": logits}, labels, ["a", "b", "c", "d"])
+    assert report["accuracy"] == pytest.approx(5 / 7)
+    # Recall a 3/4, b 1/2, c 1 (d has no example and is left out): their mean.
+    assert report["balanced_accuracy"] == pytest.approx(0.75)
+    assert report["macro_f1"] == pytest.approx((0.75 + 0.5 + 1.0) / 3)
+    assert report["per_class"]["b"] == {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    assert report["per_class"]["a"]["precision"] == pytest.approx(0.75)
+    assert report["confusion_matrix_normalized"] == [
+        [0.75, 0.25, 0.0, 0.0], [0.5, 0.5, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [None] * 4]
+    json.dumps(report)  # written as it is
+    assert "balanced accuracy 0.7500" in task.headline(report)
+    plots = task.write_plots(report, {"logits": logits}, labels, ["a", "b", "c", "d"],
+                             str(tmp_path), "test")
+    assert set(plots) == {"confusion_matrix", "confusion_matrix_normalized"}
+    with open(plots["confusion_matrix"], "rb") as counts, \
+            open(plots["confusion_matrix_normalized"], "rb") as shares:
+        count_png, share_png = counts.read(), shares.read()
+    assert share_png.startswith(b"\x89PNG") and share_png != count_png

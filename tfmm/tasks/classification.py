@@ -129,14 +129,20 @@ class MulticlassTask(_ClassificationTask):
         from tfmm.evaluation.plots import plot_confusion_matrix
 
         path = os.path.join(out_dir, f"{name}_confusion_matrix.png")
+        normalized = os.path.join(out_dir, f"{name}_confusion_matrix_normalized.png")
         return {"confusion_matrix": plot_confusion_matrix(
-            report["confusion_matrix"], list(labels), path, title=f"Confusion matrix ({name})")}
+                    report["confusion_matrix"], list(labels), path,
+                    title=f"Confusion matrix ({name})"),
+                "confusion_matrix_normalized": plot_confusion_matrix(
+                    report["confusion_matrix"], list(labels), normalized, normalized=True,
+                    title=f"Confusion matrix, share of each true class ({name})")}
 
     def headline(self, report):
         auroc = report.get("auroc")
         auroc_text = f"{auroc:.4f}" if auroc is not None else "n/a"
         return (f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-                f"AUROC {auroc_text} on {report['num_examples']} examples")
+                f"balanced accuracy {report['balanced_accuracy']:.4f}, AUROC {auroc_text} on "
+                f"{report['num_examples']} examples")
 
     def serving_outputs(self, outputs, label_table):
         probabilities = tf.nn.softmax(self._logits(outputs), axis=-1)
