@@ -236,9 +236,9 @@ def test_resampling_is_deterministic_per_seed_and_epoch_with_static_batches(tmp_
 
 
 @pytest.mark.parametrize("data, training, message", [
-    ({"resample": "often"}, {}, "data.resample"),
+    ({"resample": "often"}, {}, "`data.resample` must be one of"),
     ({"resample": "balanced", "task": "multilabel"}, {}, "one label per example"),
-    ({"resample": "sqrt", "text_length_buckets": [4]}, {}, "text_length_buckets"),
+    ({"resample": "sqrt", "text_length_buckets": [4]}, {}, "cannot be combined with `data.text"),
     ({"resample": "balanced"}, {"cache_frozen_features": True}, "cache_frozen_features"),
 ])
 def test_resample_settings_are_checked(data, training, message):
