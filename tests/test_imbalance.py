@@ -276,3 +276,31 @@ def test_multiclass_report_has_balanced_accuracy_per_class_and_normalized_confus
             open(plots["confusion_matrix_normalized"], "rb") as shares:
         count_png, share_png = counts.read(), shares.read()
     assert share_png.startswith(b"\x89PNG") and share_png != count_png
+
+
+def test_the_xla_train_step_optimises_the_weighted_loss(tmp_path):
+    """The Trainer takes the configured task as it is: its compiled step's loss is the class
+    weighted mean over the batch."""
+    import keras
+    import tensorflow as tf
+
+    from tfmm.config import Config
+    from tfmm.tasks import MulticlassTask
+    from tfmm.training.trainer import Trainer
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,), name="x")
+    model = keras.Model({"x": inputs}, {"logits": keras.layers.Dense(3)(inputs)})
+    config = Config()
+    config.training.jit_compile = "true"
+    config.training.class_weights = "balanced"
+    weights = np.array([0.5, 2.0, 4.0], np.float32)
+    task = MulticlassTask().with_loss(config.training, weights)
+    features = {"x": tf.constant(np.random.default_rng(0).normal(size=(4, 8)), tf.float32)}
+    targets = tf.constant([0, 1, 2, 0])
+    plain = MulticlassTask().per_example_loss(targets, model(features, training=True)).numpy()
+    trainer = Trainer(model, task, config.training, tf.distribute.get_strategy(), 4,
+                      str(tmp_path), batch_size=4, log=lambda line: None)
+    assert trainer.jit_compile
+    loss, _ = trainer.train_step((features, targets))
+    np.testing.assert_allclose(float(loss), np.mean(plain * weights[targets.numpy()]), rtol=1e-5)
