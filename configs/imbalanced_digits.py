@@ -31,7 +31,8 @@ def imbalanced_stage(name, training, data):
     stage = recipe.encoder_stage("audio", epochs=12, learning_rate=2e-3, warmup_fraction=0.05)
     stage["name"] = name
     stage["data"] = {**stage["data"], "train_manifest": TRAIN_MANIFEST, **data}
-    # The written manifest is not the builder's: the builder still writes the rest when missing.
+    # TRAIN_MANIFEST comes from scripts/imbalance_digits.py (run it first); the builder writes
+    # the bundled validation and test manifests when they are missing.
     stage["training"] = {**stage["training"], "run_dir": f"runs/imbalanced_digits/{name}",
                          **training}
     return stage
