@@ -304,3 +304,29 @@ def test_the_xla_train_step_optimises_the_weighted_loss(tmp_path):
     assert trainer.jit_compile
     loss, _ = trainer.train_step((features, targets))
     np.testing.assert_allclose(float(loss), np.mean(plain * weights[targets.numpy()]), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_two_mirrored_replicas_train_the_imbalance_settings_like_one(tiny_config, tmp_path):
+    """Class weights, focal loss and resampling together: MirroredStrategy over two logical CPU
+    devices (global batch 8 = 2 x 4, XLA off as DESIGN.md requires there) gives the losses and
+    weights of one replica at batch 8 (the bound is test_distribution's, summation order)."""
+    import re
+
+    config, _ = tiny_config("imbalance_replicas", jit_compile="false")
+    out = str(tmp_path / "replicas.npz")
+    result = tiny.run_python(
+        [os.path.join(os.path.dirname(tiny.__file__), "compare_replicas.py"), config, out,
+         "training.class_weights={'high': 3.0}", "training.loss=focal",
+         "data.resample=balanced"], timeout=540)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"class weights \(given.*high 3 \(\d+\), low 1 \(\d+\)", result.stdout)
+    arrays = np.load(out)
+    assert int(arrays["two/replicas"]) == 2
+    np.testing.assert_allclose(arrays["two/loss"], arrays["one/loss"], rtol=1e-5)
+    names = [key[len("one/"):] for key in arrays.files
+             if key.startswith("one/") and key not in ("one/replicas", "one/loss")]
+    assert len(names) > 20
+    for name in names:
+        np.testing.assert_allclose(arrays[f"two/{name}"], arrays[f"one/{name}"], rtol=1e-4,
+                                   atol=1e-4, err_msg=name)
