@@ -15,6 +15,7 @@ import json
 import os
 from typing import Any, Optional
 from tfmm.errors import UserError
+from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
@@ -57,6 +58,7 @@ class DataConfig:
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
     cache: bool = True  # cache decoded examples in memory after the first epoch.
+    resample: str = "none"  # training draws: "none" | "balanced" (classes equally) | "sqrt".
 
 
 @dataclasses.dataclass
@@ -98,6 +100,10 @@ class TrainingConfig:
     decay: str = "cosine"  # "cosine" | "linear" | "constant" after warmup.
     clip_norm: float = 1.0  # global gradient-norm clipping (0: off).
     label_smoothing: float = 0.0
+    class_weights: Any = "none"  # "none" | "balanced" | {label: weight} (classification).
+    loss: str = "cross_entropy"  # "cross_entropy" | "focal" (classification).
+    focal_gamma: float = 2.0  # focal loss: (1 - p)^gamma; 0 is the cross-entropy.
+    focal_alpha: float = 0.0  # focal loss's alpha (multilabel: of the positives); 0: off.
     seed: int = 0
     mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
     jit_compile: str = "auto"  # "auto" | "true" | "false": XLA for the train step.
@@ -158,25 +164,25 @@ class Config:
         if data.task in RENAMED_TASKS:
             raise ConfigError(f"`data.task` {data.task!r} is now called "
                               f"{RENAMED_TASKS[data.task]!r}: change it in the config")
-        _check_choice("data.task", data.task, TASK_NAMES)
+        check_choice("data.task", data.task, TASK_NAMES)
         if not data.modalities:
             raise ConfigError("`data.modalities` must name at least one of "
                               f"{list(MODALITIES)}. Received: []")
         for name in data.modalities:
-            _check_choice("data.modalities", name, MODALITIES)
+            check_choice("data.modalities", name, MODALITIES)
         for name in data.optional_modalities:
             if name not in data.modalities:
                 raise ConfigError("`data.optional_modalities` must be a subset of `data.modalities`"
                                   f" ({list(data.modalities)}). Received: {name!r}")
-        _check_choice("model.fusion", model.fusion, ("concat", "attention"))
-        _check_choice("training.mixed_precision", training.mixed_precision,
+        check_choice("model.fusion", model.fusion, ("concat", "attention"))
+        check_choice("training.mixed_precision", training.mixed_precision,
                       ("none", "bfloat16", "float16"))
-        _check_choice("training.jit_compile", str(training.jit_compile).lower(),
+        check_choice("training.jit_compile", str(training.jit_compile).lower(),
                       ("auto", "true", "false"))
-        _check_choice("training.dropout_masks", training.dropout_masks, ("threefry", "keras"))
-        _check_choice("training.strategy", training.strategy,
+        check_choice("training.dropout_masks", training.dropout_masks, ("threefry", "keras"))
+        check_choice("training.strategy", training.strategy,
                       ("auto", "default", "mirrored", "tpu", "multiworker"))
-        _check_choice("training.decay", training.decay, ("cosine", "linear", "constant"))
+        check_choice("training.decay", training.decay, ("cosine", "linear", "constant"))
         for key, value in (("data.batch_size", data.batch_size), ("training.epochs", training.epochs),
                            ("data.text_sequence_length", data.text_sequence_length),
                            ("data.audio_length", data.audio_length),
@@ -213,42 +219,14 @@ class Config:
             if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
+        check_imbalance_config(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError
         check_private_training(self)
         return self
 
 
-def check_manifest_data(config: Config):
-    """The data checks of a task that reads JSONL manifests (`Task.check_config`)."""
-    data = config.data
-    if data.num_targets < 1:
-        raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression target). "
-                          f"Received: {data.num_targets}")
-    if not data.train_manifest and not data.builder:
-        raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
-                          "(or `data.builder`).")
-
-
-def check_question_answering(config: Config):
-    """The `qa` section's checks (`QuestionAnsweringTask.check_config`)."""
-    qa = config.qa
-    _check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
-    for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length"):
-        if getattr(qa, key) <= 0:
-            raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
-    if qa.max_query_length > qa.max_sequence_length - 4:
-        raise ConfigError("`qa.max_query_length` must leave room for [CLS], [SEP], [SEP] and "
-                          "one context token: at most `qa.max_sequence_length` - 4 "
-                          f"({qa.max_sequence_length - 4}). Received: {qa.max_query_length}")
-    if not 0.0 < qa.eval_fraction < 1.0:
-        raise ConfigError(f"`qa.eval_fraction` must be in (0, 1). Received: {qa.eval_fraction}")
-    if not qa.train_file and not qa.tfds_version:
-        raise ConfigError("`qa.train_file` is empty: give a SQuAD JSON file (or "
-                          "`qa.tfds_version` 'v1.1' / 'v2.0' for TensorFlow Datasets)")
-
-
-def _check_choice(key, value, choices):
+def check_choice(key, value, choices):
     if value not in choices:
         raise ConfigError(f"`{key}` must be one of {list(choices)}. Received: {value!r}")
 
@@ -284,8 +262,8 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
-    default = known[key].default
-    setattr(target, key, _coerce(value, default, dotted_key, source))
+    coerce = FIELD_COERCERS.get(dotted_key, _coerce)  # fields of more than one type
+    setattr(target, key, coerce(value, known[key].default, dotted_key, source))
 
 
 def _coerce(value, default, key, source):

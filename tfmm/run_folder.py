@@ -4,6 +4,7 @@
         config.json               the config the run trained with (`RunFolder.config`)
         config_changes.json       changes accepted by --allow-config-change on resume
         run_info.json             what evaluation needs to know: task, labels, sizes
+        class_weights.json        `training.class_weights` as computed from the training data
         history.json              one record per epoch (`tfmm.training.history`)
         checkpoints/              tf.train.CheckpointManager's folder (resumption)
         logs/train/               TensorBoard scalars
@@ -65,6 +66,7 @@ class RunFolder:
     config = _InFolder("config.json")
     config_changes = _InFolder("config_changes.json")
     run_info = _InFolder("run_info.json")
+    class_weights = _InFolder("class_weights.json")  # the weights training.class_weights gave
     history = _InFolder("history.json")
     checkpoints = _InFolder("checkpoints")
     training_logs = _InFolder("logs", "train")  # TensorBoard's folder of the training scalars

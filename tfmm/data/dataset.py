@@ -8,6 +8,10 @@ Optional text length buckets (`data.text_length_buckets`, off by default): a bat
 from `text_sequence_length` to the smallest bucket boundary that holds its longest text, and
 training batches (drop_remainder=True) are grouped by that boundary, so a BERT step on short
 texts computes on a handful of static shapes (one XLA compilation each) instead of on padding.
+
+Optional label-balanced resampling (`data.resample`, multiclass, off by default): a training epoch
+draws as many examples as the manifest holds, each class with probability 1/C ("balanced") or in
+proportion to the square root of its count ("sqrt"), with replacement, seeded by (seed, epoch).
 """
 
 import numpy as np
@@ -42,12 +46,17 @@ class ExamplePipeline:
             longest text, and drop_remainder batches are grouped by that boundary; the model's
             text inputs must then accept any length (`build_multimodal_model` does so when
             `data.text_length_buckets` is set). Padding is masked, so outputs do not change.
+        resample: "none" | "balanced" | "sqrt" (`data.resample`; multiclass targets, no length
+            buckets): how shuffled epochs (`batches(shuffle=True)`, training) draw the classes.
     """
 
     def __init__(self, manifest: Manifest, preprocessor, task: str, cache: bool = True,
-                 text_length_buckets=(), log=print):
+                 text_length_buckets=(), log=print, resample: str = "none"):
         self.manifest = manifest
         self.num_examples = len(manifest.rows)
+        self.resample = resample
+        if resample != "none" and text_length_buckets:
+            raise ValueError("resample cannot be combined with text_length_buckets")
         modalities = preprocessor.modalities
         self.num_cut_texts = 0
         if "text" in modalities:
@@ -77,6 +86,8 @@ class ExamplePipeline:
         if "audio" in modalities:
             columns["audio"] = [row.audio or "" for row in manifest.rows]
         targets = get_task(task).encode_targets(manifest.rows, manifest.labels)
+        if resample != "none":
+            self.class_counts = np.bincount(targets, minlength=len(manifest.labels))
         dataset = tf.data.Dataset.from_tensor_slices((columns, targets))
 
         def read(columns, target):
@@ -111,6 +122,11 @@ class ExamplePipeline:
             length (one of the bucket boundaries). With buckets and drop_remainder, the batches
             hold texts of one bucket each, and each bucket's last partial batch is dropped.
         """
+        if shuffle and self.resample != "none":
+            dataset = resampled_examples(self.examples, self.class_counts, self.resample,
+                                         self.num_examples, seed * 100003 + epoch)
+            return _finish_epoch(dataset.batch(batch_size, drop_remainder=drop_remainder),
+                                 skip_batches)
         if not self.bucket_boundaries:
             return epoch_batches(self.examples, self.num_examples, batch_size, shuffle=shuffle,
                                  seed=seed, epoch=epoch, shuffle_buffer=shuffle_buffer,
@@ -147,6 +163,40 @@ def epoch_batches(examples: tf.data.Dataset, num_examples: int, batch_size: int,
     if shuffle:
         examples = _shuffle_for_epoch(examples, num_examples, seed, epoch, shuffle_buffer)
     return _finish_epoch(examples.batch(batch_size, drop_remainder=drop_remainder), skip_batches)
+
+
+def class_draw_probabilities(class_counts, resample: str) -> np.ndarray:
+    """float64 [C]: the probability an epoch's draw picks each class ("balanced": the same for
+    every class with examples; "sqrt": in proportion to the square root of its count)."""
+    if resample not in ("balanced", "sqrt"):
+        raise ValueError(f"resample must be 'balanced' or 'sqrt'. Received: {resample!r}")
+    counts = np.asarray(class_counts, np.float64)
+    shares = np.sqrt(counts) if resample == "sqrt" else (counts > 0).astype(np.float64)
+    return shares / shares.sum()
+
+
+def resampled_examples(examples: tf.data.Dataset, class_counts, resample: str,
+                       num_examples: int, seed: int) -> tf.data.Dataset:
+    """`num_examples` (features, class index) pairs drawn from `examples` class by class.
+
+    Each class is an endless, reshuffled stream of its own examples; `sample_from_datasets`
+    picks the stream of every draw with `class_draw_probabilities`. All of it is seeded by
+    `seed`: the same seed gives the same examples in the same order (a resumed epoch replays).
+
+    Args:
+        examples: dataset of (features, int class index) pairs, `class_counts[c]` of class c.
+        class_counts: int [C].
+    """
+    probabilities = class_draw_probabilities(class_counts, resample)
+    classes = [index for index, count in enumerate(class_counts) if count > 0]
+    streams = [examples.filter(lambda features, target, index=index: tf.equal(
+                   tf.cast(target, tf.int64), index))
+               .shuffle(int(class_counts[index]), seed=seed * 1009 + index,
+                        reshuffle_each_iteration=True).repeat()
+               for index in classes]
+    return tf.data.Dataset.sample_from_datasets(
+        streams, weights=[float(probabilities[index]) for index in classes],
+        seed=seed).take(num_examples)
 
 
 def count_batches(num_examples: int, batch_size: int, drop_remainder: bool) -> int:

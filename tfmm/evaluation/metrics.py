@@ -54,6 +54,8 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
             "accuracy": share of examples whose argmax equals the label.
             "macro_f1": unweighted mean F1 over the classes that occur in the labels or the
                 predictions (a class absent from both has no defined F1 and is left out).
+            "balanced_accuracy": mean recall over the classes present in the labels (what
+                accuracy would be if every class had as many examples; scikit-learn's).
             "auroc": mean one-vs-rest ROC AUC over the classes present in the labels, or None
                 with an "auroc_note" when fewer than 2 classes are present.
             "per_class": {name: {"precision", "recall", "f1", "support"}} for every class name
@@ -61,6 +63,9 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
                 in `reading_order`.
             "confusion_matrix": C x C list of counts, rows = true class, columns = predicted,
                 over all class names in index order.
+            "confusion_matrix_normalized": the same matrix with each row divided by its total
+                (row c: where the examples of true class c went; the diagonal is the per-class
+                recall); a row of None for a class without examples.
 
     Raises:
         ValueError: If the shapes disagree, there are no examples, or a label is out of range.
@@ -90,6 +95,7 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         "num_examples": int(labels.shape[0]),
         "accuracy": float(sklearn_metrics.accuracy_score(labels, predictions)),
         "macro_f1": float(np.mean(f1[occurring])),
+        "balanced_accuracy": float(np.mean(recall[sorted(set(labels.tolist()))])),
     }
 
     present = sorted(set(labels.tolist()))
@@ -109,7 +115,17 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
         for index in reading_order(class_names)}
     confusion = sklearn_metrics.confusion_matrix(labels, predictions, labels=all_classes)
     report["confusion_matrix"] = confusion.astype(int).tolist()
+    report["confusion_matrix_normalized"] = normalize_rows(confusion)
     return report
+
+
+def normalize_rows(confusion_matrix) -> list:
+    """C x C counts -> each row divided by its total (nested lists; a row of None where the
+    total is 0)."""
+    counts = np.asarray(confusion_matrix, np.float64)
+    totals = counts.sum(axis=1)
+    return [(row / total).tolist() if total > 0 else [None] * len(row)
+            for row, total in zip(counts, totals)]
 
 
 def multilabel_metrics(labels: np.ndarray, probabilities: np.ndarray,

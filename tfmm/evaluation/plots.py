@@ -26,11 +26,12 @@ _DOTS_PER_INCH = 120
 
 
 def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: str,
-                          title: str = "Confusion matrix") -> str:
-    """Draws a confusion matrix with the counts in the cells.
+                          title: str = "Confusion matrix", normalized: bool = False) -> str:
+    """Draws a confusion matrix with the counts (or, normalized, the row shares) in the cells.
 
     The cell colour is the count divided by its row total (the share of that true class), so
-    classes of different sizes are comparable; the number printed is the raw count. Rows and
+    classes of different sizes are comparable; the number printed is the raw count, or with
+    `normalized` that share (two decimals; the diagonal is each class's recall). Rows and
     columns are drawn in `reading_order` of the names ("2" before "10"). Figure and
     font sizes scale with the number of classes so that up to about 25 classes stay readable.
 
@@ -72,7 +73,7 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
 
     # Largest font whose widest count still fits in a cell (a digit is ~0.6 em wide).
     cell_points = cell_inches * 72.0
-    digits = len(str(int(counts.max()))) if counts.size else 1
+    digits = 4 if normalized else (len(str(int(counts.max()))) if counts.size else 1)
     cell_font = _clip(min(0.32 * cell_points, 0.75 * cell_points / (0.6 * max(digits, 2))),
                       5.0, 11.0)
     for row in range(num_classes):
@@ -81,7 +82,8 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
             if count == 0 and num_classes > 10:
                 continue  # blank cells read faster than a sea of zeros
             colour = "white" if shares[row, column] > 0.5 else "black"
-            axes.text(column, row, str(count), ha="center", va="center", color=colour,
+            text = f"{shares[row, column]:.2f}" if normalized else str(count)
+            axes.text(column, row, text, ha="center", va="center", color=colour,
                       fontsize=cell_font)
 
     tick_font = _clip(11.0 - 0.15 * num_classes, 7.0, 10.0)
@@ -96,6 +98,9 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
     total = int(counts.sum())
     correct = int(np.trace(counts))
     accuracy = f", accuracy {correct / total:.3f}" if total else ""
+    if normalized and total:
+        present = row_totals[:, 0] > 0
+        accuracy += f", balanced accuracy {np.mean(np.diag(shares)[present]):.3f}"
     axes.set_title(f"{title}\n({total} examples{accuracy})")
     return _write_figure(figure, path)
 

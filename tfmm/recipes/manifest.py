@@ -8,6 +8,7 @@ import os
 
 import tensorflow as tf
 
+from tfmm.atomic_write import write_json
 from tfmm.config import ConfigError
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import Manifest, read_manifest_for_config
@@ -18,7 +19,7 @@ from tfmm.models.encoder_transfer import load_encoder_weights
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.recipes.recipe import Recipe
-from tfmm.run_folder import history_by_metric
+from tfmm.run_folder import RunFolder, history_by_metric
 
 
 def prepare_data(config, log=print):
@@ -69,6 +70,30 @@ class ManifestData:
         return self.train.labels
 
 
+def class_weights_of(task, config, data, chief, log=print):
+    """The float [C] weights `training.class_weights` gives the training manifest (None for
+    "none"), logged and written to the run folder's `class_weights` file by the chief."""
+    setting = config.training.class_weights
+    if setting == "none":
+        return None
+    try:
+        weights, counts = task.class_weights_for(
+            setting, task.encode_targets(data.train.rows, data.labels), data.labels)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
+    described = ", ".join(f"{label} {weight:.3g} ({count})" for label, weight, count
+                          in zip(data.labels, weights, counts))
+    log(f"class weights ({setting if isinstance(setting, str) else 'given'}; label weight "
+        f"(training {'positives' if task.multilabel else 'examples'})): {described}")
+    if chief:
+        tf.io.gfile.makedirs(config.training.run_dir)
+        write_json(RunFolder(config.training.run_dir).class_weights, {
+            "setting": setting, "training_manifest": data.train.path,
+            "weights": dict(zip(data.labels, weights.tolist())),
+            "counts": dict(zip(data.labels, counts.tolist()))})
+    return weights
+
+
 class ManifestRecipe(Recipe):
     """Multi-class, multi-label and regression runs on JSONL manifests."""
 
@@ -81,11 +106,16 @@ class ManifestRecipe(Recipe):
     def load_data(self, config, chief, log=print) -> ManifestData:
         if chief:
             prepare_data(config, log)
-        return ManifestData(*read_manifests(config, log), self._preprocessor(config))
+        data = ManifestData(*read_manifests(config, log), self._preprocessor(config))
+        if self.task.has_classes:  # the loss `training` asks for (class weights, focal loss)
+            self.task = self.task.with_loss(config.training,
+                                            class_weights_of(self.task, config, data, chief, log))
+        return data
 
     def pipelines(self, config, data, log=print) -> tuple:
         train = self._pipeline(data.train, data.preprocessor, config.data.cache,
-                               text_length_buckets=config.data.text_length_buckets)
+                               text_length_buckets=config.data.text_length_buckets,
+                               resample=config.data.resample)
         validation = (self._pipeline(data.validation, data.preprocessor)
                       if data.validation else None)
         return train, validation, data.train.path

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from tfmm.tasks.losses import balanced_class_weights, sigmoid_focal_loss, softmax_focal_loss
 from tfmm.tasks.task import Task, as_float32, figure
 
 # Probability at or above which a multilabel class counts as predicted (evaluation and serving).
@@ -12,8 +13,55 @@ MULTILABEL_THRESHOLD = 0.5
 
 
 class _ClassificationTask(Task):
+    """Args (all optional; the defaults are plain cross-entropy, what `get_task` returns):
+        class_weights: float [C] weight of each class in index order (`training.class_weights`;
+            see `class_weights_for`), or None.
+        loss: "cross_entropy" | "focal" (`training.loss`).
+        focal_gamma, focal_alpha: the focal loss's parameters (`tfmm.tasks.losses`).
+    """
+
     output_keys = ("logits",)
     has_classes = True
+    multilabel = False
+
+    def __init__(self, class_weights=None, loss="cross_entropy", focal_gamma=2.0,
+                 focal_alpha=0.0):
+        self.class_weights = (None if class_weights is None
+                              else np.asarray(class_weights, np.float32))
+        self.loss = loss
+        self.focal_gamma = float(focal_gamma)
+        self.focal_alpha = float(focal_alpha)
+
+    def with_loss(self, training, class_weights=None) -> "_ClassificationTask":
+        """A task of the same kind whose loss follows `training` (a TrainingConfig)."""
+        return type(self)(class_weights, training.loss, training.focal_gamma,
+                          training.focal_alpha)
+
+    def class_weights_for(self, setting, targets, labels) -> tuple:
+        """The weights of `training.class_weights` for a training manifest's targets.
+
+        Args:
+            setting: "balanced" or {label: weight} (unlisted labels weigh 1).
+            targets: what `encode_targets` returns for the training rows.
+            labels: the C class names in index order.
+
+        Returns:
+            (float64 [C] weights, int [C] training examples of each class (multilabel:
+            positives)).
+
+        Raises:
+            ValueError: a label of the dict is not a class of the data.
+        """
+        targets = np.asarray(targets)
+        counts = (targets.sum(axis=0).astype(np.int64) if self.multilabel
+                  else np.bincount(targets, minlength=len(labels)))
+        if setting == "balanced":
+            return balanced_class_weights(counts, len(targets), self.multilabel), counts
+        unknown = sorted(set(setting) - set(labels))
+        if unknown:
+            raise ValueError(f"`training.class_weights` names labels the training data does not "
+                             f"have: {unknown}; its labels are {list(labels)}")
+        return np.asarray([setting.get(label, 1.0) for label in labels], np.float64), counts
 
     def num_outputs(self, labels, num_targets: int) -> int:
         return len(labels)
@@ -45,11 +93,22 @@ class MulticlassTask(_ClassificationTask):
 
     def per_example_loss(self, targets, outputs, label_smoothing=0.0):
         logits = self._logits(outputs)
-        if label_smoothing:
+        targets = tf.cast(targets, tf.int32)
+        if self.loss == "focal":
             one_hot = tf.one_hot(targets, tf.shape(logits)[-1])
-            return tf.keras.losses.categorical_crossentropy(
+            if label_smoothing:
+                one_hot = one_hot * (1.0 - label_smoothing) + label_smoothing / tf.cast(
+                    tf.shape(logits)[-1], tf.float32)
+            losses = softmax_focal_loss(one_hot, logits, self.focal_gamma, self.focal_alpha)
+        elif label_smoothing:
+            one_hot = tf.one_hot(targets, tf.shape(logits)[-1])
+            losses = tf.keras.losses.categorical_crossentropy(
                 one_hot, logits, from_logits=True, label_smoothing=label_smoothing)
-        return tf.nn.sparse_softmax_cross_entropy_with_logits(tf.cast(targets, tf.int32), logits)
+        else:
+            losses = tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
+        if self.class_weights is not None:  # each example weighs as its true class
+            losses *= tf.gather(tf.constant(self.class_weights), targets)
+        return losses
 
     def per_example_score(self, targets, outputs):
         predicted = tf.argmax(self._logits(outputs), -1, output_type=tf.int32)
@@ -70,12 +129,18 @@ class MulticlassTask(_ClassificationTask):
         from tfmm.evaluation.plots import plot_confusion_matrix
 
         path = os.path.join(out_dir, f"{name}_confusion_matrix.png")
+        normalized = os.path.join(out_dir, f"{name}_confusion_matrix_normalized.png")
         return {"confusion_matrix": plot_confusion_matrix(
-            report["confusion_matrix"], list(labels), path, title=f"Confusion matrix ({name})")}
+                    report["confusion_matrix"], list(labels), path,
+                    title=f"Confusion matrix ({name})"),
+                "confusion_matrix_normalized": plot_confusion_matrix(
+                    report["confusion_matrix"], list(labels), normalized, normalized=True,
+                    title=f"Confusion matrix, share of each true class ({name})")}
 
     def headline(self, report):
         return (f"accuracy {report['accuracy']:.4f}, macro-F1 {report['macro_f1']:.4f}, "
-                f"AUROC {figure(report, 'auroc')} on {report['num_examples']} examples")
+                f"balanced accuracy {report['balanced_accuracy']:.4f}, AUROC "
+                f"{figure(report, 'auroc')} on {report['num_examples']} examples")
 
     def serving_outputs(self, outputs, label_table):
         probabilities = tf.nn.softmax(self._logits(outputs), axis=-1)
@@ -88,6 +153,7 @@ class MultilabelTask(_ClassificationTask):
     """One sigmoid per class; targets are multi-hot float [B, C]; the score is exact set match."""
 
     name = "multilabel"
+    multilabel = True
     score_name = "subset_accuracy"
     table_columns = (("num_examples", "test examples"), ("subset_accuracy", "subset accuracy"),
                      ("macro_f1", "macro-F1"), ("micro_f1", "micro-F1"))
@@ -110,8 +176,14 @@ class MultilabelTask(_ClassificationTask):
         targets = as_float32(targets)
         if label_smoothing:
             targets = targets * (1.0 - label_smoothing) + 0.5 * label_smoothing
-        return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-            labels=targets, logits=self._logits(outputs)), axis=-1)
+        logits = self._logits(outputs)
+        if self.loss == "focal":
+            losses = sigmoid_focal_loss(targets, logits, self.focal_gamma, self.focal_alpha)
+        else:
+            losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=targets, logits=logits)
+        if self.class_weights is not None:  # the weight of each class's positive term
+            losses *= 1.0 + (tf.constant(self.class_weights) - 1.0) * targets
+        return tf.reduce_mean(losses, axis=-1)
 
     def per_example_score(self, targets, outputs):
         # A logit > 0 is a probability > 0.5 = MULTILABEL_THRESHOLD.

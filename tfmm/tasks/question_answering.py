@@ -22,9 +22,23 @@ class QuestionAnsweringTask(Task):
     reads_jsonl_manifests = False  # SQuAD JSON files (tfmm.data.squad)
 
     def check_config(self, config):
-        from tfmm.config import check_question_answering
+        from tfmm.config import ConfigError, check_choice  # config.py imports task names
 
-        check_question_answering(config)
+        qa = config.qa
+        check_choice("qa.tfds_version", qa.tfds_version, ("", "v1.1", "v2.0"))
+        for key in ("max_sequence_length", "doc_stride", "max_query_length", "max_answer_length"):
+            if getattr(qa, key) <= 0:
+                raise ConfigError(f"`qa.{key}` must be > 0. Received: {getattr(qa, key)}")
+        if qa.max_query_length > qa.max_sequence_length - 4:
+            raise ConfigError("`qa.max_query_length` must leave room for [CLS], [SEP], [SEP] "
+                              "and one context token: at most `qa.max_sequence_length` - 4 "
+                              f"({qa.max_sequence_length - 4}). Received: {qa.max_query_length}")
+        if not 0.0 < qa.eval_fraction < 1.0:
+            raise ConfigError(f"`qa.eval_fraction` must be in (0, 1). Received: "
+                              f"{qa.eval_fraction}")
+        if not qa.train_file and not qa.tfds_version:
+            raise ConfigError("`qa.train_file` is empty: give a SQuAD JSON file (or "
+                              "`qa.tfds_version` 'v1.1' / 'v2.0' for TensorFlow Datasets)")
 
     def _logits(self, outputs):
         return as_float32(outputs["start_logits"]), as_float32(outputs["end_logits"])

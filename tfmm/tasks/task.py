@@ -35,9 +35,15 @@ class Task:
     # --- config ------------------------------------------------------------------------------
     def check_config(self, config):
         """Raises `tfmm.config.ConfigError` for settings this task cannot run with."""
-        from tfmm.config import check_manifest_data
+        from tfmm.config import ConfigError  # config.py imports the task names from here
 
-        check_manifest_data(config)
+        data = config.data
+        if data.num_targets < 1:
+            raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression "
+                              f"target). Received: {data.num_targets}")
+        if not data.train_manifest and not data.builder:
+            raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
+                              "(or `data.builder`).")
 
     # --- model -------------------------------------------------------------------------------
     def num_outputs(self, labels, num_targets: int) -> int:
