@@ -80,6 +80,16 @@ def interleave(variants: dict, rounds: int, log=print) -> dict:
     return results
 
 
+def step_timer(trainer, batch, steps: int):
+    """A function timing `steps` calls of `trainer.train_step(batch)`: seconds per step."""
+    def run():
+        begin = time.perf_counter()
+        for _ in range(steps):
+            float(trainer.train_step(batch)[0])
+        return (time.perf_counter() - begin) / steps
+    return run
+
+
 def timed(function, *args) -> float:
     """Seconds one call takes (the caller makes sure the call waits for its result)."""
     started = time.perf_counter()

@@ -16,7 +16,7 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import interleave, paired_ratios, ratio_line, spread
+from benchlib import interleave, paired_ratios, ratio_line, spread, step_timer
 
 import numpy as np
 
@@ -67,12 +67,7 @@ def main():
         f"{name} {value:.1f}" for name, value in first_call.items()))
 
     def runner(trainer):
-        def run():
-            begin = time.perf_counter()
-            for _ in range(steps):
-                float(trainer.train_step((features, targets))[0])
-            return (time.perf_counter() - begin) / steps
-        return run
+        return step_timer(trainer, (features, targets), steps)
 
     results = interleave({name: runner(trainer) for name, trainer in trainers.items()}, rounds)
     for name, times in results.items():

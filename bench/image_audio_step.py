@@ -22,7 +22,8 @@ import tempfile
 import time
 
 import benchlib
-from benchlib import interleave, matmul_peak, median, paired_ratios, ratio_line, spread
+from benchlib import (interleave, matmul_peak, median, paired_ratios, ratio_line, spread,
+                      step_timer)
 
 import numpy as np
 
@@ -151,12 +152,7 @@ def main():
             f"{name} {value:.0f}" for name, value in compile_seconds.items()))
 
         def runner(trainer):
-            def run():
-                begin = time.perf_counter()
-                for _ in range(steps):
-                    float(trainer.train_step((features, targets))[0])
-                return (time.perf_counter() - begin) / steps
-            return run
+            return step_timer(trainer, (features, targets), steps)
 
         variants = collections.OrderedDict((name, runner(trainer))
                                            for name, (trainer, _) in trainers.items())
