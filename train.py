@@ -67,19 +67,12 @@ def main(argv=None):
         overrides.append("data.skip_invalid=true")
 
     from tfmm.atomic_write import is_disk_full
-    from tfmm.config import ConfigError, load_stages
+    from tfmm.config import load_stages
     from tfmm.errors import UserError
 
     run_dir = None
     try:
-        stages = load_stages(arguments.config, overrides)
-        if arguments.stage:
-            names = [name for name, _ in stages]
-            unknown = [name for name in arguments.stage if name not in names]
-            if unknown:
-                raise ConfigError(f"{arguments.config}: --stage {', '.join(unknown)} names no "
-                                  f"stage; the stages are {', '.join(names)}")
-            stages = [stage for stage in stages if stage[0] in arguments.stage]
+        stages = load_stages(arguments.config, overrides, only=arguments.stage or ())
         results = []
         for number, (name, config) in enumerate(stages, start=1):
             run_dir = config.training.run_dir

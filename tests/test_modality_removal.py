@@ -60,8 +60,12 @@ def trained_run(tmp_path_factory, tiny_preset):
 
     root = tmp_path_factory.mktemp("removal")
     manifest = write_manifest(str(root / "data"), num_rows=16)
+    rows = [dict(row, kind="even" if index % 2 == 0 else "odd")
+            for index, row in enumerate(read_jsonl(manifest))]
+    manifest = write_jsonl(manifest, rows)
     config = config_from_dict(tiny_config(tiny_preset, manifest, str(root / "run"),
-                                          modalities=("text", "audio"), epochs=1))
+                                          modalities=("text", "audio"), epochs=1,
+                                          data={"report_group_field": "kind"}))
     run_training(config.validate(), log=lambda line: None)
     return config.training.run_dir, manifest
 
@@ -86,6 +90,9 @@ def test_a_removed_modality_no_longer_changes_the_predictions(trained_run, tmp_p
     assert removed[0]["loss"] == pytest.approx(removed[1]["loss"], abs=1e-6)
     assert removed[0]["dropped_modalities"] == {"modalities": ["audio"], "fraction": 1.0}
     assert "dropped_modalities" not in kept[0]
+    # evaluate.py breaks the report down by the run's data.report_group_field, as training does
+    assert set(kept[0]["by_kind"]) == {"even", "odd"}
+    assert kept[0]["by_kind"]["even"]["num_examples"] == 8
 
 
 def test_the_sweep_writes_one_row_per_setting(trained_run, tmp_path):

@@ -170,6 +170,23 @@ def test_stage_that_no_stage_has_is_an_error_listing_the_stages(tmp_path, capsys
                       "encoder, fused"]
 
 
+def test_stage_overrides_are_checked_on_the_chosen_stages_only(tmp_path):
+    """DP-SGD refuses a trainable ResNet50 (BatchNorm): `--stage fused --set dp...` must not
+    fail on the encoder stage that does not run."""
+    from tfmm.config import ConfigError, load_stages
+
+    path = tiny.write_config(tmp_path / "recipe.py", [
+        {"name": "encoder", "data": {"train_manifest": "a.jsonl", "modalities": ["image"]}},
+        {"name": "fused", "data": {"train_manifest": "a.jsonl", "modalities": ["image"]},
+         "model": {"freeze_image_encoder": True}}])
+    overrides = ["training.dp_l2_clip=1.0"]
+    with pytest.raises(ConfigError, match="cannot train the ResNet50 image encoder"):
+        load_stages(str(path), overrides)
+    stages = load_stages(str(path), overrides, only=["fused"])
+    assert [name for name, _ in stages] == ["fused"]
+    assert stages[0][1].training.dp_l2_clip == 1.0
+
+
 NOISE_LINES = [
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
     "I0000 00:00:1796149532.037608    5469 port.cc:153] oneDNN custom operations are on. You "

@@ -339,12 +339,16 @@ def _read_config_file(path: str):
     return values
 
 
-def load_stages(path: str, overrides=()) -> list:
+def load_stages(path: str, overrides=(), only=()) -> list:
     """Loads a config file that may describe several stages run in order.
 
     A Python config's `get_config()` may return a list of dicts, each with a "name" key and the
     usual sections (a recipe: e.g. train each encoder, then the fused model from them). A single
-    dict is one stage named after the file. Overrides apply to every stage.
+    dict is one stage named after the file. Overrides apply to every stage loaded.
+
+    Args:
+        only: stage names to load (train.py's --stage); empty loads every stage. Stages left out
+            are not checked, so an override that only fits the chosen ones is fine.
 
     Returns:
         A list of (name, Config).
@@ -352,16 +356,20 @@ def load_stages(path: str, overrides=()) -> list:
     values = _read_config_file(path)
     stem = os.path.splitext(os.path.basename(path))[0]
     stages = values if isinstance(values, list) else [dict(values, name=stem)]
-    loaded = []
+    named = []
     for index, stage in enumerate(stages):
         if not isinstance(stage, dict):
             raise ConfigError(f"{path}: stage {index} must be a dict. "
                               f"Received: {type(stage).__name__}")
         stage = dict(stage)
-        name = str(stage.pop("name", f"stage{index + 1}"))
-        loaded.append((name, _apply(config_from_dict(stage, source=f"{path} [{name}]"),
-                                    overrides)))
-    return loaded
+        named.append((str(stage.pop("name", f"stage{index + 1}")), stage))
+    names = [name for name, _ in named]
+    unknown = [name for name in only if name not in names]
+    if unknown:
+        raise ConfigError(f"{path}: --stage {', '.join(unknown)} names no stage; the stages are "
+                          f"{', '.join(names)}")
+    return [(name, _apply(config_from_dict(stage, source=f"{path} [{name}]"), overrides))
+            for name, stage in named if not only or name in only]
 
 
 def _apply(config: Config, overrides) -> Config:

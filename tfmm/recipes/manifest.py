@@ -171,5 +171,6 @@ class ManifestRecipe(Recipe):
         pipeline = self._pipeline(manifest, self._preprocessor(config))
         history = history_by_metric(run.folder.read_history()) or None
         return evaluate_pipeline(run.model, pipeline, self.task, labels, out_dir, batch_size,
-                                 history=history, name=name, drop_modalities=removed,
-                                 drop_fraction=drop_fraction)
+                                 history=history, name=name,
+                                 group_field=config.data.report_group_field,
+                                 drop_modalities=removed, drop_fraction=drop_fraction)
