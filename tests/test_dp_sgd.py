@@ -249,6 +249,7 @@ def _scalars(log_dir, tag):
             for event in accumulator.Tensors(tag)]
 
 
+@pytest.mark.slow  # two tiny-BERT runs (30-45 s)
 def test_a_private_run_reports_epsilon_per_epoch_and_resume_counts_steps_once(tiny_preset,
                                                                               tiny_manifest,
                                                                               tmp_path):

@@ -5,6 +5,10 @@ import pytest
 
 from helpers import tiny
 
+# About 110 s in all (a bucketed run and a model per bucket): run with `pytest -m slow`, so the
+# default suite keeps CI under its time limit.
+pytestmark = pytest.mark.slow
+
 
 def _write_varied_manifest(directory):
     """40 text-only rows of 1 to 12 words (3 to 14 tokens with [CLS] and [SEP])."""
