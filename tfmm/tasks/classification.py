@@ -69,8 +69,10 @@ class _ClassificationTask(Task):
     def _logits(self, outputs):
         return as_float32(outputs["logits"])
 
-    def write_plots(self, report, outputs, targets, labels, out_dir, name):
-        return {}
+    @staticmethod
+    def _label_index(labels) -> dict:
+        """{class name: class index} in the vocabulary's order."""
+        return {label: position for position, label in enumerate(labels)}
 
 
 class MulticlassTask(_ClassificationTask):
@@ -88,7 +90,7 @@ class MulticlassTask(_ClassificationTask):
         return (row.label,)
 
     def encode_targets(self, rows, labels):
-        index = {label: position for position, label in enumerate(labels)}
+        index = self._label_index(labels)
         return np.asarray([index[row.label] for row in rows], np.int32)
 
     def per_example_loss(self, targets, outputs, label_smoothing=0.0):
@@ -165,7 +167,7 @@ class MultilabelTask(_ClassificationTask):
         return tuple(row.label)
 
     def encode_targets(self, rows, labels):
-        index = {label: position for position, label in enumerate(labels)}
+        index = self._label_index(labels)
         multi_hot = np.zeros((len(rows), len(labels)), np.float32)
         for row_number, row in enumerate(rows):
             for label in row.label:
