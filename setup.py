@@ -30,7 +30,7 @@ setup(
         "dp-accounting>=0.6",  # DP-SGD's privacy accountant (tfmm/training/privacy_accounting.py)
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=8"],
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3"],
                     # bench/input_pipeline.py's plain-Python baseline only (see bench/README.md)
                     "bench": ["librosa>=0.10"]},
 )
