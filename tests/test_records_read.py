@@ -41,7 +41,8 @@ def _pipelines(preset, manifest, pattern, data_config):
             RecordPipeline(source, preprocessor, data_config.task), source)
 
 
-@pytest.mark.parametrize("task", ["multiclass", "multilabel", "regression"])
+@pytest.mark.parametrize("task", ["multiclass", pytest.param("multilabel", marks=pytest.mark.slow),
+                                  pytest.param("regression", marks=pytest.mark.slow)])
 def test_model_inputs_from_shards_match_the_manifest(task, tiny_preset, tmp_path):
     """Every row, every feature and target: the shards give what the manifest path gives."""
     manifest = tiny.write_manifest(str(tmp_path / "data"), num_rows=20, task=task,

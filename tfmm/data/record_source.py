@@ -30,12 +30,15 @@ class RecordRow:
 
 def ordered_records(shards, cycle_length: int = CYCLE_LENGTH) -> tf.data.Dataset:
     """(shard path, record index, serialized record) of every shard, in the fixed order the
-    unshuffled pipeline reads them: `cycle_length` shards at a time, one record from each."""
+    unshuffled pipeline reads them: `cycle_length` shards at a time, DECODE_BATCH_SIZE records
+    from each in turn."""
+    from tfmm.data.dataset import DECODE_BATCH_SIZE
+
     paths = tf.constant([path for path, _ in shards])
     return tf.data.Dataset.from_tensor_slices(paths).interleave(
         lambda path: tf.data.TFRecordDataset(path).enumerate().map(
             lambda index, record: (path, index, record)),
-        cycle_length=max(1, min(cycle_length, len(shards))), block_length=1,
+        cycle_length=max(1, min(cycle_length, len(shards))), block_length=DECODE_BATCH_SIZE,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 

@@ -60,6 +60,7 @@ class RecordPipeline:
             tf.lookup.KeyValueTensorInitializer(labels, tf.range(tf.size(labels), dtype=tf.int64)),
             default_value=-1)
         self._cached = None
+        self._empty_batch = None
 
     def check_workers(self, num_workers: int):
         """FILE sharding gives each worker whole shards: a RecordsError when there are fewer
@@ -70,8 +71,8 @@ class RecordPipeline:
                                f"with --shards {num_workers} or more")
 
     def _check_labels(self, indices):
-        tf.debugging.assert_non_negative(indices, "label outside the run's labels")
-        return indices
+        return _after(tf.debugging.assert_non_negative(indices, "label outside the run's labels"),
+                      indices)
 
     def _target(self, parsed):
         """The target of one parsed record ("label", "target" dense rank 1)."""
@@ -80,23 +81,24 @@ class RecordPipeline:
         indices = self._check_labels(self.label_table.lookup(parsed["label"]))
         if self.task.multilabel:
             return tf.minimum(tf.reduce_sum(tf.one_hot(indices, len(self.source.labels)), 0), 1.0)
-        tf.debugging.assert_equal(tf.size(indices), 1, "one label expected")
-        return tf.cast(indices[0], tf.int32)
+        return _after(tf.debugging.assert_equal(tf.size(indices), 1, "one label expected"),
+                      tf.cast(indices[0], tf.int32))
 
     def _batch_targets(self, labels: tf.SparseTensor, targets: tf.SparseTensor, size):
         """The targets of a batch of parsed records (sparse [B, None] "label" and "target")."""
         rows = labels.indices[:, 0] if self.task.has_classes else targets.indices[:, 0]
         per_row = tf.math.bincount(tf.cast(rows, tf.int32), minlength=size, maxlength=size)
         if not self.task.has_classes:
-            tf.debugging.assert_equal(per_row, self.source.num_targets, "targets per row")
-            return tf.reshape(targets.values, [size, self.source.num_targets])
+            return _after(tf.debugging.assert_equal(per_row, self.source.num_targets,
+                                                    "targets per row"),
+                          tf.reshape(targets.values, [size, self.source.num_targets]))
         indices = self._check_labels(self.label_table.lookup(labels.values))
         if self.task.multilabel:
             positions = tf.stack([rows, indices], axis=1)
             return tf.tensor_scatter_nd_max(tf.zeros([size, len(self.source.labels)]),
                                             positions, tf.ones_like(indices, tf.float32))
-        tf.debugging.assert_equal(per_row, 1, "one label expected")
-        return tf.cast(indices, tf.int32)
+        return _after(tf.debugging.assert_equal(per_row, 1, "one label expected"),
+                      tf.cast(indices, tf.int32))
 
     def decode(self, serialized: tf.Tensor) -> tuple:
         """(model inputs, target) of one serialized record (scalar tf.string)."""
@@ -146,42 +148,57 @@ class RecordPipeline:
                 .filter(lambda index, example, is_end: tf.logical_not(is_end))
                 .map(lambda index, example, is_end: example))
 
-    def _shard_examples(self, path, count):
-        """One shard's decoded examples in order. Records are decoded DECODE_BATCH_SIZE at a
-        time; a batch that fails is dropped and its records decoded again one by one
-        (`_checked_examples`), so a bad record is named (or skipped) alone."""
-        batches = (tf.data.TFRecordDataset(path).enumerate().batch(DECODE_BATCH_SIZE)
-                   .map(lambda indices, records: (indices[0], tf.size(indices, tf.int64),
-                                                  self.decode_batch(records), False),
-                        num_parallel_calls=AUTOTUNE, deterministic=True)
-                   .ignore_errors())
-        empty = tf.nest.map_structure(
-            lambda spec: tf.zeros([0] + spec.shape[1:].as_list(), spec.dtype),
-            batches.element_spec[2])
-        end = tf.data.Dataset.from_tensors((count, tf.constant(0, tf.int64), empty, True))
+    @staticmethod
+    def _raw_batches(path, count, shard):
+        """(shard number, first record index, records, records [B] serialized, is end) of one
+        shard, DECODE_BATCH_SIZE records at a time, then an end marker (first index = count)."""
+        batches = tf.data.TFRecordDataset(path).enumerate().batch(DECODE_BATCH_SIZE).map(
+            lambda indices, records: (shard, indices[0], tf.size(indices, tf.int64), records,
+                                      False))
+        end = tf.data.Dataset.from_tensors((shard, count, tf.constant(0, tf.int64),
+                                            tf.zeros([0], tf.string), True))
+        return batches.concatenate(end)
+
+    def _decoded_or_empty(self, records, is_end):
+        """decode_batch(records), or for an end marker the same structure with no examples."""
+        if self._empty_batch is None:
+            spec = tf.data.Dataset.from_tensors(tf.constant([""])).map(
+                self.decode_batch).element_spec
+            self._empty_batch = lambda: tf.nest.map_structure(
+                lambda item: tf.zeros([0] + item.shape[1:].as_list(), item.dtype), spec)
+        return tf.cond(is_end, self._empty_batch, lambda: self.decode_batch(records))
+
+    def _examples(self, shuffle: bool, seed: int) -> tf.data.Dataset:
+        """Every shard's examples: the shards read DECODE_BATCH_SIZE records at a time, a
+        batch from each shard in turn, decoded by one function for all shards. A batch that
+        fails is dropped and its records decoded again one by one (`_checked_examples`), so a
+        bad record is named (or skipped) alone; each shard's end marker checks its last ones."""
+        paths = tf.constant([path for path, _ in self.source.shards])
+        files = tf.data.Dataset.from_tensor_slices(
+            (paths, tf.constant([count for _, count in self.source.shards], tf.int64),
+             tf.range(len(self.source.shards), dtype=tf.int64)))
+        if shuffle:
+            files = files.shuffle(len(self.source.shards), seed=seed,
+                                  reshuffle_each_iteration=False)
+        raw = files.interleave(self._raw_batches, cycle_length=self.cycle_length, block_length=1,
+                               num_parallel_calls=AUTOTUNE, deterministic=True)
+        decoded = raw.map(lambda shard, first, size, records, is_end: (
+            shard, first, size, self._decoded_or_empty(records, is_end)),
+            num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
 
         def note_gap(expected, element):
-            first, size, examples, is_end = element
-            return first + size, (expected, first, examples)
+            shard, first, size, examples = element
+            return (tf.tensor_scatter_nd_update(expected, [[shard]], [first + size]),
+                    (tf.gather(paths, shard), expected[shard], first, examples))
 
-        def examples_of(expected, first, examples):
-            retried = tf.data.Dataset.from_tensors((expected, first)).filter(
+        def examples_of(path, start, stop, examples):
+            retried = tf.data.Dataset.from_tensors((start, stop)).filter(
                 lambda start, stop: start < stop).flat_map(
                 lambda start, stop: self._checked_examples(path, start, stop))
             return retried.concatenate(tf.data.Dataset.from_tensor_slices(examples))
 
-        return (batches.concatenate(end).scan(tf.constant(0, tf.int64), note_gap)
+        return (decoded.scan(tf.zeros([len(self.source.shards)], tf.int64), note_gap)
                 .flat_map(examples_of))
-
-    def _examples(self, shuffle: bool, seed: int) -> tf.data.Dataset:
-        files = tf.data.Dataset.from_tensor_slices(
-            (tf.constant([path for path, _ in self.source.shards]),
-             tf.constant([count for _, count in self.source.shards], tf.int64)))
-        if shuffle:
-            files = files.shuffle(len(self.source.shards), seed=seed,
-                                  reshuffle_each_iteration=False)
-        return files.interleave(self._shard_examples, cycle_length=self.cycle_length,
-                                block_length=1, num_parallel_calls=AUTOTUNE, deterministic=True)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
                 shuffle_buffer: int = 10000, drop_remainder: bool = False,
@@ -216,3 +233,9 @@ class RecordPipeline:
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
         return count_batches(self.num_examples, batch_size, drop_remainder)
+
+
+def _after(check, tensor):
+    """`tensor`, computed after the assertion op `check` (None when run eagerly) has passed."""
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.identity(tensor)
