@@ -16,6 +16,7 @@ import os
 from typing import Any, Optional
 from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
+from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
@@ -32,6 +33,11 @@ class DataConfig:
     train_manifest: str = ""  # JSONL manifest for training (see README "Manifest format").
     validation_manifest: str = ""  # optional JSONL evaluated after each epoch.
     test_manifest: str = ""  # optional JSONL evaluated (and reported) after training.
+    # TFRecord shards written by `python -m tfmm.pack` (glob patterns), read instead of the
+    # manifest of the same split (README "Data at scale"; tfmm/records_config.py).
+    train_records: str = ""
+    validation_records: str = ""
+    test_records: str = ""
     builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
     seed: int = 0  # seed the builder draws the data set's rows with (never training.seed).
     # What the rows hold.
@@ -57,7 +63,8 @@ class DataConfig:
     # Pipeline.
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
-    cache: bool = True  # cache decoded examples in memory after the first epoch.
+    # Decoded examples: true|"memory" (kept after the first epoch), false|"none", or a file path.
+    cache: Any = True
     resample: str = "none"  # training draws: "none" | "balanced" (classes equally) | "sqrt".
 
 
@@ -220,6 +227,7 @@ class Config:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
         check_imbalance_config(self)
+        check_records_config(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError
         check_private_training(self)
@@ -262,7 +270,7 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
-    coerce = FIELD_COERCERS.get(dotted_key, _coerce)  # fields of more than one type
+    coerce = {**FIELD_COERCERS, **RECORD_FIELD_COERCERS}.get(dotted_key, _coerce)  # many types
     setattr(target, key, coerce(value, known[key].default, dotted_key, source))
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm.data.manifest import Manifest
+from tfmm.records_config import cache_setting
 from tfmm.tasks import get_task
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -38,7 +39,8 @@ class ExamplePipeline:
         manifest: a validated `tfmm.data.manifest.Manifest`.
         preprocessor: the `MultimodalPreprocessor` of the model.
         task: the `tfmm.tasks.Task` (or its name) whose targets the rows hold.
-        cache: keep decoded examples in memory after the first pass.
+        cache: `data.cache`: True | "memory" keeps decoded examples in memory after the first
+            pass, False | "none" decodes every epoch, a file path caches them on disk there.
         log: prints the one-line note on texts cut to `text_sequence_length`, when any are.
         text_length_buckets: increasing token lengths (e.g. (16, 32, 64)); empty (the default):
             every batch keeps the preprocessor's static `text_sequence_length`. Otherwise each
@@ -50,7 +52,7 @@ class ExamplePipeline:
             buckets): how shuffled epochs (`batches(shuffle=True)`, training) draw the classes.
     """
 
-    def __init__(self, manifest: Manifest, preprocessor, task: str, cache: bool = True,
+    def __init__(self, manifest: Manifest, preprocessor, task: str, cache=True,
                  text_length_buckets=(), log=print, resample: str = "none"):
         self.manifest = manifest
         self.num_examples = len(manifest.rows)
@@ -102,7 +104,9 @@ class ExamplePipeline:
                    .map(lambda raw, target: (preprocessor(raw), target),
                         num_parallel_calls=AUTOTUNE, deterministic=True)
                    .unbatch())
-        self.examples = dataset.cache() if cache else dataset
+        cache = cache_setting(cache)
+        self.examples = dataset if cache == "none" else dataset.cache(
+            "" if cache == "memory" else cache)
 
     def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
                 shuffle_buffer: int = 10000, drop_remainder: bool = False,

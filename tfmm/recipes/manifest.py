@@ -12,6 +12,8 @@ from tfmm.atomic_write import write_json
 from tfmm.config import ConfigError
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import Manifest, read_manifest_for_config
+from tfmm.data.record_source import RecordSource, read_records_for_config
+from tfmm.data.records import RecordPipeline
 from tfmm.evaluation.modality_removal import check_removable
 from tfmm.evaluation.report import evaluate_pipeline
 from tfmm.export.serving_model import export_serving_model
@@ -43,17 +45,24 @@ def prepare_data(config, log=print):
 
 
 def read_manifests(config, log=print) -> tuple:
-    """Validates every manifest the config names: (train, validation or None, test or None)."""
+    """Validates every manifest the config names, or checks its shards when `data.<split>_records`
+    names some: (train, validation or None, test or None), each a `Manifest` or `RecordSource`."""
     data = config.data
-    train = read_manifest_for_config(data.train_manifest, data)
+
+    def read(split, labels=None):
+        if getattr(data, f"{split}_records"):
+            return read_records_for_config(getattr(data, f"{split}_records"), data, labels)
+        if getattr(data, f"{split}_manifest"):
+            return read_manifest_for_config(getattr(data, f"{split}_manifest"), data, labels)
+        return None
+
+    train = read("train")
     log(train.summary())
-    others = {}
-    for name in ("validation_manifest", "test_manifest"):
-        path = getattr(data, name)
-        if path:
-            others[name] = read_manifest_for_config(path, data, labels=train.labels)
-            log(others[name].summary())
-    return train, others.get("validation_manifest"), others.get("test_manifest")
+    others = {split: read(split, labels=train.labels) for split in ("validation", "test")}
+    for source in others.values():
+        if source is not None:
+            log(source.summary())
+    return train, others["validation"], others["test"]
 
 
 @dataclasses.dataclass
@@ -100,7 +109,9 @@ class ManifestRecipe(Recipe):
     def _preprocessor(self, config) -> MultimodalPreprocessor:
         return MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
 
-    def _pipeline(self, manifest, preprocessor, cache=False, **options) -> ExamplePipeline:
+    def _pipeline(self, manifest, preprocessor, cache=False, **options):
+        if isinstance(manifest, RecordSource):  # shards of `tfmm.pack` (no buckets, resampling)
+            return RecordPipeline(manifest, preprocessor, self.task.name, cache)
         return ExamplePipeline(manifest, preprocessor, self.task.name, cache, **options)
 
     def load_data(self, config, chief, log=print) -> ManifestData:
@@ -133,6 +144,8 @@ class ManifestRecipe(Recipe):
         from tfmm.training.strategy import synchronize_batch_norm
 
         replicas = strategy.num_replicas_in_sync
+        if isinstance(train_pipeline, RecordPipeline):  # FILE sharding: a shard per worker
+            train_pipeline.check_workers(getattr(strategy.extended, "_num_workers", 1))
         if replicas > 1:
             # BatchNorm statistics over the global batch, as on one replica (docs/distributed.md).
             synchronized = synchronize_batch_norm(model)

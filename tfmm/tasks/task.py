@@ -41,7 +41,7 @@ class Task:
         if data.num_targets < 1:
             raise ConfigError(f"`data.num_targets` must be >= 1 (numbers per regression "
                               f"target). Received: {data.num_targets}")
-        if not data.train_manifest and not data.builder:
+        if not data.train_manifest and not data.builder and not data.train_records:
             raise ConfigError("`data.train_manifest` is empty: give a JSONL manifest "
                               "(or `data.builder`).")
 

@@ -1,0 +1,266 @@
+"""Reading TFRecord shards (`python -m tfmm.pack`) against today's manifest path and the Python
+loop (librosa / Pillow), side by side in one run, on the quickstart data and a larger set.
+
+1. Packs the AV-digits quickstart's audio and image training manifests (`configs/av_digits.py`
+   stages audio_encoder and image_encoder) into shards (timed), and checks that the shards give
+   the manifest path's model inputs (np.allclose, row by row).
+2. Examples/s over every training example, each decoded every pass (`data.cache = none`), the
+   variants interleaved round by round: shards (`tfmm.data.records.RecordPipeline`), the
+   manifest (`tfmm.data.dataset.ExamplePipeline`), and the Python loop of
+   `bench/input_pipeline.py` (librosa load + log-Mel; Pillow open + resize). Audio batches get
+   the same log-Mel spectrogram on both tf.data sides, as in `bench/input_pipeline.py`.
+3. A larger set built from the quickstart's (each recording reused across many rows, `--scale`
+   rows, 50,000 by default), packed; examples/s from its shards and its manifest, and time to
+   the first batch (reading the manifest or the index included: the manifest path validates
+   and decodes every file before its first batch).
+4. Peak resident memory of a fresh process reading two shuffled epochs of shards with
+   `data.cache = none` at 1x (the quickstart's audio) and 10x the examples, with a shuffle buffer
+   of `--shuffle-buffer` examples (1,000): the bound of what a run holds, whatever the data.
+
+    python bench/records.py            # about 10 minutes on 2 quiet cores; needs librosa
+    python bench/records.py --quick    # 1 round, a 20,000-row larger set
+"""
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import benchlib
+from benchlib import interleave, paired_ratios, ratio_line, spread
+from input_pipeline import librosa_log_mel, pillow_image, stage_configs
+
+import numpy as np
+
+
+def parse_args():
+    parser = benchlib.parser(__doc__, rounds=3, quick="1 round, a 20,000-row larger set")
+    parser.add_argument("--data", default="data/generated/av_digits")
+    parser.add_argument("--config", default="configs/av_digits.py")
+    parser.add_argument("--scale", type=int, default=50000, help="rows of the larger set")
+    parser.add_argument("--shards", type=int, default=8)
+    parser.add_argument("--sample-rate", type=int, default=0)
+    parser.add_argument("--shuffle-buffer", type=int, default=1000,
+                        help="examples in the shuffle buffer of the memory runs (the memory a "
+                             "run holds is bounded by it, not by the data)")
+    parser.add_argument("--rss-child", default="", help=argparse_hidden())
+    args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.scale = 1, 20000
+    args.data, args.config = benchlib.repo_path(args.data), benchlib.repo_path(args.config)
+    return args
+
+
+def argparse_hidden():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def larger_manifest(manifest_path, out_path, rows_wanted):
+    """A manifest of `rows_wanted` rows cycling through the rows of `manifest_path` (media
+    paths made absolute, ids made unique)."""
+    folder = os.path.dirname(os.path.abspath(manifest_path))
+    with open(manifest_path) as handle:
+        rows = [json.loads(line) for line in handle if line.strip()]
+    with open(out_path, "w") as handle:
+        for index in range(rows_wanted):
+            row = dict(rows[index % len(rows)], id=f"scaled-{index}")
+            for field in ("image", "audio"):
+                if row.get(field):
+                    row[field] = os.path.join(folder, row[field])
+            handle.write(json.dumps(row) + "\n")
+    return out_path
+
+
+def rss_child(spec_path):
+    """Child process: two shuffled epochs of a records pipeline; prints peak RSS in MB."""
+    import dataclasses
+
+    from tfmm.config import DataConfig
+    from tfmm.data.record_source import read_records_for_config
+    from tfmm.data.records import RecordPipeline
+    from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+    with open(spec_path) as handle:
+        spec = json.load(handle)
+    fields = {field.name for field in dataclasses.fields(DataConfig)}
+    data = DataConfig(**{key: tuple(value) if isinstance(value, list) else value
+                         for key, value in spec["data"].items() if key in fields})
+    pipeline = RecordPipeline(read_records_for_config(spec["pattern"], data),
+                              MultimodalPreprocessor.from_data_config(data, "minilm"),
+                              data.task, "none")
+    steps = pipeline.steps_per_epoch(data.batch_size, True)
+    for epoch in range(2):
+        for _ in pipeline.batches(data.batch_size, shuffle=True, epoch=epoch,
+                                  shuffle_buffer=spec["shuffle_buffer"],
+                                  drop_remainder=True).take(steps):
+            pass
+    print(json.dumps({"examples": pipeline.num_examples,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def peak_rss(data_config, pattern, folder, shuffle_buffer):
+    import dataclasses
+
+    spec = os.path.join(folder, f"rss_{abs(hash(pattern))}.json")
+    with open(spec, "w") as handle:
+        json.dump({"data": dataclasses.asdict(data_config), "pattern": pattern,
+                   "shuffle_buffer": shuffle_buffer}, handle)
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", spec],
+                            capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    args = parse_args()
+    if args.rss_child:
+        return rss_child(args.rss_child)
+    import librosa
+    import tensorflow as tf
+
+    from tfmm.data.av_digits import build_av_digits
+    from tfmm.data.dataset import ExamplePipeline
+    from tfmm.data.manifest import read_manifest_for_config
+    from tfmm.data.pack import pack_manifest
+    from tfmm.data.record_source import read_records_for_config
+    from tfmm.data.records import RecordPipeline
+    from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
+    from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+
+    started = time.time()
+    print(benchlib.machine_line())
+    if not os.path.exists(os.path.join(args.data, "audio_digits_train.jsonl")):
+        build_av_digits(args.data)
+    configs = stage_configs(args)
+    folder = tempfile.mkdtemp(prefix="tfmm-bench-records-")
+    quiet = lambda line: None  # noqa: E731
+    pipelines, loops, patterns = {}, {}, {}
+    for modality, config in configs.items():
+        data = config.data
+        pattern = os.path.join(folder, modality, "train")
+        begin = time.perf_counter()
+        pack_manifest(data.train_manifest, pattern, args.shards, modalities=data.modalities,
+                      audio_sample_rate=data.audio_sample_rate, log=quiet)
+        print(f"{modality}: packed {data.train_manifest} into {args.shards} shards in "
+              f"{time.perf_counter() - begin:.1f} s")
+        patterns[modality] = pattern + "-*"
+        preprocessor = MultimodalPreprocessor.from_data_config(data, "minilm")
+        manifest = read_manifest_for_config(data.train_manifest, data)
+        source = read_records_for_config(patterns[modality], data)
+        pipelines[modality] = (ExamplePipeline(manifest, preprocessor, "multiclass", cache=False),
+                               RecordPipeline(source, preprocessor, "multiclass", "none"))
+        # Same model inputs? The shards' reading order, mapped back to manifest rows by line.
+        position = {row.line: index for index, row in enumerate(manifest.rows)}
+        order = [position[row.line] for row in source.rows]
+        from_manifest = next(iter(pipelines[modality][0].batches(len(order))))[0][modality]
+        from_records = next(iter(pipelines[modality][1].batches(len(order))))[0][modality]
+        difference = np.abs(np.asarray(from_manifest)[order] - np.asarray(from_records)).max()
+        print(f"{modality}: shards give the manifest's model inputs, all {len(order)} rows: "
+              f"np.allclose {np.allclose(np.asarray(from_manifest)[order], from_records)}, "
+              f"max |difference| {difference:.2e}")
+        loops[modality] = [getattr(row, modality) for row in manifest.rows]
+
+    audio = configs["audio"]
+    model = audio.model
+    log_mel = LogMelSpectrogram(audio.data.audio_sample_rate, model.audio_frame_length,
+                                model.audio_frame_step, model.audio_num_mel_bins, dtype="float32")
+    fft_length = 1 << (model.audio_frame_length - 1).bit_length()
+    basis = librosa.filters.mel(sr=audio.data.audio_sample_rate, n_fft=fft_length,
+                                n_mels=model.audio_num_mel_bins, fmin=20.0,
+                                fmax=audio.data.audio_sample_rate / 2, htk=True, norm=None)
+    batch = audio.data.batch_size
+
+    def drain(pipeline, with_log_mel=False):
+        dataset = pipeline.batches(batch)
+        if with_log_mel:
+            dataset = dataset.map(lambda features, target: (log_mel(features["audio"]), target),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+
+        def run():
+            begin, count = time.perf_counter(), 0
+            for _, targets in dataset:
+                count += int(targets.shape[0])
+            return count / (time.perf_counter() - begin)
+        return run
+
+    def loop(function, paths):
+        def run():
+            begin = time.perf_counter()
+            for path in paths:
+                function(path)
+            return len(paths) / (time.perf_counter() - begin)
+        return run
+
+    image_size = configs["image"].data.image_size
+    variants = {
+        "audio shards": drain(pipelines["audio"][1], True),
+        "audio manifest": drain(pipelines["audio"][0], True),
+        "audio librosa loop": loop(lambda path: librosa_log_mel(path, audio.data, model, basis),
+                                   loops["audio"]),
+        "image shards": drain(pipelines["image"][1]),
+        "image manifest": drain(pipelines["image"][0]),
+        "image Pillow loop": loop(lambda path: pillow_image(path, image_size), loops["image"]),
+    }
+    for name in variants:
+        if "loop" not in name:
+            variants[name]()  # warm up: tracing
+    rates = interleave(variants, args.rounds)
+    for name, values in rates.items():
+        print(f"quickstart {name}: {spread(values)} examples/s")
+    for modality, loop_name in (("audio", "audio librosa loop"), ("image", "image Pillow loop")):
+        print(ratio_line(f"RATIO {modality} examples/s shards / Python loop",
+                         paired_ratios(rates[f"{modality} shards"], rates[loop_name])))
+        print(ratio_line(f"ratio {modality} examples/s manifest / Python loop",
+                         paired_ratios(rates[f"{modality} manifest"], rates[loop_name])))
+
+    # --- the larger set -------------------------------------------------------------------
+    data = audio.data
+    scaled = larger_manifest(data.train_manifest, os.path.join(folder, "scaled.jsonl"),
+                             args.scale)
+    begin = time.perf_counter()
+    pack_manifest(scaled, os.path.join(folder, "scaled", "train"), args.shards,
+                  modalities=data.modalities, audio_sample_rate=data.audio_sample_rate, log=quiet)
+    print(f"larger set: {args.scale} audio rows packed into {args.shards} shards in "
+          f"{time.perf_counter() - begin:.1f} s")
+    preprocessor = MultimodalPreprocessor.from_data_config(data, "minilm")
+
+    def first_batch(make):
+        begin = time.perf_counter()
+        next(iter(make().batches(batch)))
+        return time.perf_counter() - begin
+
+    scaled_data = dict(data.__dict__, train_manifest=scaled)
+    scaled_config = type(data)(**scaled_data)
+    make_records = lambda: RecordPipeline(read_records_for_config(  # noqa: E731
+        os.path.join(folder, "scaled", "train-*"), scaled_config), preprocessor, "multiclass",
+        "none")
+    make_manifest = lambda: ExamplePipeline(read_manifest_for_config(  # noqa: E731
+        scaled, scaled_config), preprocessor, "multiclass", cache=False)
+    print(f"larger set, time to the first batch: shards {first_batch(make_records):.2f} s, "
+          f"manifest {first_batch(make_manifest):.2f} s (reading and validating it included)")
+    scaled_rates = interleave({"shards": drain(make_records(), True),
+                               "manifest": drain(make_manifest(), True)}, 1)
+    print(f"larger set audio examples/s: shards {scaled_rates['shards'][0]:.4g}, manifest "
+          f"{scaled_rates['manifest'][0]:.4g}")
+
+    # --- memory ---------------------------------------------------------------------------
+    one = peak_rss(data, patterns["audio"], folder, args.shuffle_buffer)
+    ten_rows = 10 * one["examples"]
+    larger_manifest(data.train_manifest, os.path.join(folder, "ten.jsonl"), ten_rows)
+    pack_manifest(os.path.join(folder, "ten.jsonl"), os.path.join(folder, "ten", "train"),
+                  args.shards, modalities=data.modalities,
+                  audio_sample_rate=data.audio_sample_rate, log=quiet)
+    ten = peak_rss(data, os.path.join(folder, "ten", "train-*"), folder, args.shuffle_buffer)
+    print(f"peak RSS, two shuffled epochs from shards, data.cache=none, shuffle buffer "
+          f"{args.shuffle_buffer}: {one['examples']} "
+          f"examples {one['peak_rss_mb']:.0f} MB, {ten['examples']} examples "
+          f"{ten['peak_rss_mb']:.0f} MB ({ten['peak_rss_mb'] / one['peak_rss_mb']:.2f}x)")
+    print(f"done in {time.time() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,154 @@
+"""The shards of one split (`data.train_records` and the like), checked against the config.
+
+A `RecordSource` tells the recipe what a `tfmm.data.manifest.Manifest` tells it (path, labels,
+summary, rows) from the packs' indexes, without reading the media: the rows (ids, labels, targets
+and other fields, for class weights and grouped reports) are read from the shards only when asked.
+"""
+
+import dataclasses
+import json
+import re
+from typing import Any, Optional
+
+import tensorflow as tf
+
+from tfmm.data.record_format import RecordsError, parse_example, shards_of_pattern
+
+CYCLE_LENGTH = 8  # shards read at once (parallel interleave); also fixes the reading order
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordRow:
+    """What a packed row holds besides its media (the fields `ManifestRow` has of them)."""
+
+    line: int
+    id: str
+    label: Any
+    target: Optional[tuple]
+    extra: dict = dataclasses.field(default_factory=dict, compare=False)
+
+
+def ordered_records(shards, cycle_length: int = CYCLE_LENGTH) -> tf.data.Dataset:
+    """(shard path, record index, serialized record) of every shard, in the fixed order the
+    unshuffled pipeline reads them: `cycle_length` shards at a time, DECODE_BATCH_SIZE records
+    from each in turn."""
+    from tfmm.data.dataset import DECODE_BATCH_SIZE
+
+    paths = tf.constant([path for path, _ in shards])
+    return tf.data.Dataset.from_tensor_slices(paths).interleave(
+        lambda path: tf.data.TFRecordDataset(path).enumerate().map(
+            lambda index, record: (path, index, record)),
+        cycle_length=max(1, min(cycle_length, len(shards))), block_length=DECODE_BATCH_SIZE,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+class RecordSource:
+    """The shards matching one glob pattern, with what their indexes say.
+
+    Args:
+        pattern: glob pattern of `tfmm.pack` shards.
+        task: the `tfmm.tasks.Task` whose targets the records hold.
+        labels: class names in index order (the training split's, or the config's).
+        skip_invalid: records that do not decode are skipped and counted (else the run stops).
+
+    Attributes:
+        path: the pattern (shown in reports and logs, like a manifest's path).
+        shards: [(shard path, examples)] sorted by path.
+        num_examples: records in all shards.
+    """
+
+    def __init__(self, pattern: str, shards: list, task, labels: tuple, skip_invalid: bool,
+                 indexes: list):
+        self.path = pattern
+        self.shards = shards
+        self.task = task
+        self.labels = tuple(labels)
+        self.skip_invalid = skip_invalid
+        self.indexes = indexes
+        self.num_examples = sum(count for _, count in shards)
+        self.num_targets = int(indexes[0]["num_targets"])
+        self._rows = None
+
+    def summary(self) -> str:
+        sources = ", ".join(sorted({f"{index['source_manifest']} (sha256 "
+                                    f"{index['source_manifest_sha256'][:12]})"
+                                    for index in self.indexes}))
+        skipped = sum(index["skipped"] for index in self.indexes)
+        return (f"{self.path}: {len(self.shards)} shards, {self.num_examples} examples packed "
+                f"from {sources}" + (f"; {skipped} rows skipped when packed" if skipped else ""))
+
+    @property
+    def rows(self) -> list:
+        """`RecordRow`s in the order the unshuffled pipeline gives the examples (read once)."""
+        if self._rows is None:
+            rows = []
+            for path, index, record in ordered_records(self.shards):
+                parsed = parse_example(record)
+                labels = tuple(name.decode("utf-8") for name in parsed["label"].numpy())
+                target = tuple(float(value) for value in parsed["target"].numpy())
+                label = (None if not self.task.has_classes else
+                         labels if self.task.multilabel else (labels[0] if labels else None))
+                rows.append(RecordRow(int(parsed["line"]), parsed["id"].numpy().decode("utf-8"),
+                                      label, target or None,
+                                      json.loads(parsed["extra"].numpy().decode("utf-8"))))
+            self._rows = rows
+        return self._rows
+
+
+def _sorted_labels(names) -> tuple:
+    """Numerically when all are integers, else lexicographically (as a manifest's labels)."""
+    if names and all(re.fullmatch(r"[+-]?\d+", name) for name in names):
+        return tuple(sorted(names, key=lambda name: (int(name), name)))
+    return tuple(sorted(names))
+
+
+def read_records_for_config(pattern: str, data_config, labels=None) -> RecordSource:
+    """The shards of `pattern`, checked against a DataConfig: the task, the modalities packed,
+    the labels, the sample rates.
+
+    Args:
+        labels: class names (the training split's when reading another split); None: the
+            config's `data.labels`, or else the sorted labels of the packs' indexes.
+
+    Raises:
+        RecordsError: no shard matches, an index is missing, or the packs do not fit the config.
+    """
+    from tfmm.tasks import get_task
+
+    task = get_task(data_config.task)
+    shards = shards_of_pattern(pattern)
+    indexes = list({id(index): index for _, _, index in shards}.values())
+    for index in indexes:
+        where = f"{pattern} (packed from {index['source_manifest']})"
+        if index["task"] != task.name:
+            raise RecordsError(f"{where}: packed for task {index['task']!r}; data.task is "
+                               f"{task.name!r}")
+        missing = [name for name in data_config.modalities if name not in index["modalities"]]
+        if missing:
+            raise RecordsError(f"{where}: the records hold the modalities "
+                               f"{index['modalities']}, not {missing} (pack with --modalities)")
+        optional = [name for name in index["optional_modalities"]
+                    if name in data_config.modalities
+                    and name not in data_config.optional_modalities]
+        if optional:
+            raise RecordsError(f"{where}: packed with {optional} optional; list them in "
+                               "data.optional_modalities too")
+        rates = [rate for rate in index["audio_sample_rates"]
+                 if rate != data_config.audio_sample_rate]
+        if "audio" in data_config.modalities and rates and not data_config.resample_audio:
+            raise RecordsError(f"{where}: holds audio at {rates} Hz, expected "
+                               f"{data_config.audio_sample_rate} Hz (set data.resample_audio="
+                               "true to resample)")
+        if not task.has_classes and index["num_targets"] != data_config.num_targets:
+            raise RecordsError(f"{where}: packed with {index['num_targets']} targets per row; "
+                               f"data.num_targets is {data_config.num_targets}")
+    packed_labels = {name for index in indexes for name in index["labels"]}
+    known = tuple(str(name) for name in (data_config.labels if labels is None else labels))
+    if task.has_classes and known:
+        unknown = sorted(packed_labels - set(known))
+        if unknown:
+            raise RecordsError(f"{pattern}: the records hold labels {unknown[:20]} that are not "
+                               f"among the known labels {list(known)[:20]}")
+    class_names = (known or _sorted_labels(packed_labels)) if task.has_classes else ()
+    return RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
+                        class_names, data_config.skip_invalid, indexes)

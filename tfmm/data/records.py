@@ -1,0 +1,241 @@
+"""TFRecord shards (`tfmm.pack`) -> batches of model inputs, decoded in the graph.
+
+The shards are read with a parallel interleave, each record parsed and decoded by the same
+`MultimodalPreprocessor` the manifest path and the serving signature use; training epochs read
+the shards in a seeded order and shuffle with a bounded buffer (`data.shuffle_buffer`), so memory
+does not grow with the data unless `data.cache` asks for it ("memory", or a file path).
+
+Records are decoded a batch at a time (one preprocessor call, as the manifest path does). A
+record that does not parse or decode stops the run with an error naming its shard and index;
+with `data.skip_invalid` it is skipped and the skip is logged with its shard and index. Each
+shard's decoded batches are checked in order against the records the shard holds (its index
+count); the records of a batch that failed are decoded again one by one to find the bad ones,
+so a skip is never silent and never takes good records with it.
+
+Under MultiWorkerMirroredStrategy the batches are sharded by FILE: each worker reads only its own
+shards (docs/distributed.md).
+
+Example:
+    source = read_records_for_config("records/train-*.tfrecord", config.data)
+    pipeline = RecordPipeline(source, preprocessor, "multiclass")
+    for features, targets in pipeline.batches(64, shuffle=True, epoch=0): ...
+"""
+
+import sys
+
+import tensorflow as tf
+
+from tfmm.data.dataset import AUTOTUNE, DECODE_BATCH_SIZE, count_batches
+from tfmm.data.record_format import FEATURE_SPEC, RecordsError, parse_example
+from tfmm.data.record_source import CYCLE_LENGTH
+from tfmm.records_config import cache_setting
+from tfmm.tasks import get_task
+
+UNDECODABLE = ("a record does not parse or decode (corrupt bytes, a missing feature, or a label "
+               "outside the run's labels); shard:")
+
+
+class RecordPipeline:
+    """Batches of one split's shards, with `ExamplePipeline`'s interface (`batches`,
+    `steps_per_epoch`, `num_examples`, `manifest`).
+
+    Args:
+        source: a `tfmm.data.record_source.RecordSource`.
+        preprocessor: the `MultimodalPreprocessor` of the model.
+        task: the `tfmm.tasks.Task` (or its name) whose targets the records hold.
+        cache: `data.cache`: True | "memory", False | "none", or a file path prefix.
+        cycle_length: shards read at once.
+    """
+
+    def __init__(self, source, preprocessor, task, cache=False, cycle_length=CYCLE_LENGTH):
+        self.source = self.manifest = source
+        self.preprocessor = preprocessor
+        self.task = get_task(task)
+        self.cache = cache_setting(cache)
+        self.cycle_length = max(1, min(cycle_length, len(source.shards)))
+        self.num_examples = source.num_examples
+        self.skip_invalid = source.skip_invalid
+        labels = tf.constant(list(source.labels) or [""], tf.string)
+        self.label_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(labels, tf.range(tf.size(labels), dtype=tf.int64)),
+            default_value=-1)
+        self._cached = None
+        self._empty_batch = None
+
+    def check_workers(self, num_workers: int):
+        """FILE sharding gives each worker whole shards: a RecordsError when there are fewer
+        shards than workers."""
+        if len(self.source.shards) < num_workers:
+            raise RecordsError(f"{self.source.path}: {len(self.source.shards)} shards for "
+                               f"{num_workers} workers; each worker reads whole shards, so pack "
+                               f"with --shards {num_workers} or more")
+
+    def _check_labels(self, indices):
+        return _after(tf.debugging.assert_non_negative(indices, "label outside the run's labels"),
+                      indices)
+
+    def _target(self, parsed):
+        """The target of one parsed record ("label", "target" dense rank 1)."""
+        if not self.task.has_classes:
+            return tf.ensure_shape(parsed["target"], [self.source.num_targets])
+        indices = self._check_labels(self.label_table.lookup(parsed["label"]))
+        if self.task.multilabel:
+            return tf.minimum(tf.reduce_sum(tf.one_hot(indices, len(self.source.labels)), 0), 1.0)
+        return _after(tf.debugging.assert_equal(tf.size(indices), 1, "one label expected"),
+                      tf.cast(indices[0], tf.int32))
+
+    def _batch_targets(self, labels: tf.SparseTensor, targets: tf.SparseTensor, size):
+        """The targets of a batch of parsed records (sparse [B, None] "label" and "target")."""
+        rows = labels.indices[:, 0] if self.task.has_classes else targets.indices[:, 0]
+        per_row = tf.math.bincount(tf.cast(rows, tf.int32), minlength=size, maxlength=size)
+        if not self.task.has_classes:
+            return _after(tf.debugging.assert_equal(per_row, self.source.num_targets,
+                                                    "targets per row"),
+                          tf.reshape(targets.values, [size, self.source.num_targets]))
+        indices = self._check_labels(self.label_table.lookup(labels.values))
+        if self.task.multilabel:
+            positions = tf.stack([rows, indices], axis=1)
+            return tf.tensor_scatter_nd_max(tf.zeros([size, len(self.source.labels)]),
+                                            positions, tf.ones_like(indices, tf.float32))
+        return _after(tf.debugging.assert_equal(per_row, 1, "one label expected"),
+                      tf.cast(indices, tf.int32))
+
+    def decode(self, serialized: tf.Tensor) -> tuple:
+        """(model inputs, target) of one serialized record (scalar tf.string)."""
+        parsed = parse_example(serialized)
+        raw = {name: parsed[name] for name in self.preprocessor.modalities}
+        return self.preprocessor(raw), self._target(parsed)
+
+    def decode_batch(self, serialized: tf.Tensor) -> tuple:
+        """(model inputs, targets) of a batch of serialized records (tf.string [B]), decoded by
+        one preprocessor call, as the manifest path and the serving signature decode."""
+        parsed = tf.io.parse_example(serialized, FEATURE_SPEC)
+        raw = {name: parsed[name] for name in self.preprocessor.modalities}
+        size = tf.shape(serialized)[0]
+        return self.preprocessor(raw), self._batch_targets(parsed["label"], parsed["target"],
+                                                           size)
+
+    def _checked_examples(self, path, start, stop):
+        """Records [start, stop) of a shard decoded one by one, each checked to have decoded:
+        the run stops at the first that did not, or (skip_invalid) logs and counts it."""
+        decoded = (tf.data.TFRecordDataset(path).skip(start).take(stop - start).enumerate(start)
+                   .map(lambda index, record: (index, self.decode(record), False))
+                   .ignore_errors())
+        placeholder = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                            decoded.element_spec[1])
+        end = tf.data.Dataset.from_tensors((stop, placeholder, True))  # checks the last ones
+        skip_invalid = self.skip_invalid
+
+        def check(expected, element):
+            index, _, _ = element
+            missed = index - expected
+            if skip_invalid:
+                def report():
+                    tf.print("records: skipped", missed, "record(s) that do not parse or decode:"
+                             " shard", path, "records", expected, "to", index - 1,
+                             output_stream=sys.stderr)
+                    return tf.constant(True)
+
+                checked = tf.cond(missed > 0, report, lambda: tf.constant(True))
+            else:
+                checked = tf.debugging.Assert(tf.equal(missed, 0), [
+                    UNDECODABLE, path, "record index (from 0):", expected,
+                    "(set data.skip_invalid=true to skip such records)"])
+            with tf.control_dependencies([checked]):
+                return index + 1, element
+
+        return (decoded.concatenate(end).scan(start, check)
+                .filter(lambda index, example, is_end: tf.logical_not(is_end))
+                .map(lambda index, example, is_end: example))
+
+    @staticmethod
+    def _raw_batches(path, count, shard):
+        """(shard number, first record index, records, records [B] serialized, is end) of one
+        shard, DECODE_BATCH_SIZE records at a time, then an end marker (first index = count)."""
+        batches = tf.data.TFRecordDataset(path).enumerate().batch(DECODE_BATCH_SIZE).map(
+            lambda indices, records: (shard, indices[0], tf.size(indices, tf.int64), records,
+                                      False))
+        end = tf.data.Dataset.from_tensors((shard, count, tf.constant(0, tf.int64),
+                                            tf.zeros([0], tf.string), True))
+        return batches.concatenate(end)
+
+    def _decoded_or_empty(self, records, is_end):
+        """decode_batch(records), or for an end marker the same structure with no examples."""
+        if self._empty_batch is None:
+            spec = tf.data.Dataset.from_tensors(tf.constant([""])).map(
+                self.decode_batch).element_spec
+            self._empty_batch = lambda: tf.nest.map_structure(
+                lambda item: tf.zeros([0] + item.shape[1:].as_list(), item.dtype), spec)
+        return tf.cond(is_end, self._empty_batch, lambda: self.decode_batch(records))
+
+    def _examples(self, shuffle: bool, seed: int) -> tf.data.Dataset:
+        """Every shard's examples: the shards read DECODE_BATCH_SIZE records at a time, a
+        batch from each shard in turn, decoded by one function for all shards. A batch that
+        fails is dropped and its records decoded again one by one (`_checked_examples`), so a
+        bad record is named (or skipped) alone; each shard's end marker checks its last ones."""
+        paths = tf.constant([path for path, _ in self.source.shards])
+        files = tf.data.Dataset.from_tensor_slices(
+            (paths, tf.constant([count for _, count in self.source.shards], tf.int64),
+             tf.range(len(self.source.shards), dtype=tf.int64)))
+        if shuffle:
+            files = files.shuffle(len(self.source.shards), seed=seed,
+                                  reshuffle_each_iteration=False)
+        raw = files.interleave(self._raw_batches, cycle_length=self.cycle_length, block_length=1,
+                               num_parallel_calls=AUTOTUNE, deterministic=True)
+        decoded = raw.map(lambda shard, first, size, records, is_end: (
+            shard, first, size, self._decoded_or_empty(records, is_end)),
+            num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
+
+        def note_gap(expected, element):
+            shard, first, size, examples = element
+            return (tf.tensor_scatter_nd_update(expected, [[shard]], [first + size]),
+                    (tf.gather(paths, shard), expected[shard], first, examples))
+
+        def examples_of(path, start, stop, examples):
+            retried = tf.data.Dataset.from_tensors((start, stop)).filter(
+                lambda start, stop: start < stop).flat_map(
+                lambda start, stop: self._checked_examples(path, start, stop))
+            return retried.concatenate(tf.data.Dataset.from_tensor_slices(examples))
+
+        return (decoded.scan(tf.zeros([len(self.source.shards)], tf.int64), note_gap)
+                .flat_map(examples_of))
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, seed: int = 0, epoch: int = 0,
+                shuffle_buffer: int = 10000, drop_remainder: bool = False,
+                skip_batches: int = 0) -> tf.data.Dataset:
+        """One epoch of batches, as `ExamplePipeline.batches` gives them.
+
+        Training epochs (shuffle and drop_remainder) repeat the shards endlessly: the Trainer
+        takes its steps, and a worker of several whose shards hold fewer examples never runs
+        out before the others.
+        """
+        epoch_seed = seed * 100003 + epoch
+        if self.cache != "none":
+            if self._cached is None:  # one fixed reading order, decoded once
+                examples = self._examples(shuffle=False, seed=0)
+                self._cached = examples.cache("" if self.cache == "memory" else self.cache)
+            examples = self._cached
+        else:
+            examples = self._examples(shuffle, epoch_seed)
+        if shuffle:
+            examples = examples.shuffle(max(1, min(shuffle_buffer, self.num_examples)),
+                                        seed=epoch_seed, reshuffle_each_iteration=False)
+            if drop_remainder:
+                examples = examples.repeat()
+        dataset = examples.batch(batch_size, drop_remainder=drop_remainder)
+        if skip_batches:
+            dataset = dataset.skip(skip_batches)
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.FILE)
+        options.deterministic = True
+        return dataset.with_options(options).prefetch(AUTOTUNE)
+
+    def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
+        return count_batches(self.num_examples, batch_size, drop_remainder)
+
+
+def _after(check, tensor):
+    """`tensor`, computed after the assertion op `check` (None when run eagerly) has passed."""
+    with tf.control_dependencies([check] if check is not None else []):
+        return tf.identity(tensor)
