@@ -82,7 +82,12 @@ def main(argv=None):
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except Exception as error:  # a full disk outside tfmm's own writes (checkpoints, logs)
+    except Exception as error:  # a full disk outside tfmm's own writes; an undecodable record
+        from tfmm.data.records import undecodable_record_message
+
+        if undecodable_record_message(error):
+            print(f"error: {undecodable_record_message(error)}", file=sys.stderr)
+            return 2
         if not is_disk_full(error):
             raise
         print(f"error: {getattr(error, 'filename', None) or run_dir}: no space left on device",

@@ -81,6 +81,7 @@ def test_a_record_that_does_not_decode_is_named_or_skipped_and_counted(tiny_pres
                                                                       tmp_path, capfd):
     import tensorflow as tf
     from tfmm.data.record_format import parse_example
+    from tfmm.data.records import undecodable_record_message
 
     _pack(tiny_manifest, str(tmp_path / "train"))
     shard = str(tmp_path / "train-00001-of-00003.tfrecord")
@@ -99,9 +100,15 @@ def test_a_record_that_does_not_decode_is_named_or_skipped_and_counted(tiny_pres
     _, pipeline, _ = _pipelines(tiny_preset, tiny_manifest, pattern, data_config)
     with pytest.raises(tf.errors.InvalidArgumentError,
                        match=r"(?s)does not parse or decode.*train-00001-of-00003\.tfrecord.*"
-                             r"record index \(from 0\):\] \[2\]"):
+                             r"record index \(from 0\):\] \[2\]") as raised:
         for _ in pipeline.batches(8, shuffle=True, seed=3, epoch=1):
             pass
+    # train.py prints this one line instead of the traceback.
+    assert undecodable_record_message(raised.value) == (
+        f"{shard}: record 2 (counted from 0) does not parse or decode (corrupt bytes, a missing "
+        "feature, or a label outside the run's labels); set data.skip_invalid=true to skip such "
+        "records")
+    assert undecodable_record_message(ValueError("another error")) is None
     data_config.skip_invalid = True
     _, pipeline, _ = _pipelines(tiny_preset, tiny_manifest, pattern, data_config)
     capfd.readouterr()

@@ -21,6 +21,7 @@ Example:
     for features, targets in pipeline.batches(64, shuffle=True, epoch=0): ...
 """
 
+import re
 import sys
 
 import tensorflow as tf
@@ -34,6 +35,19 @@ from tfmm.tasks import get_task
 UNDECODABLE = ("a record does not parse or decode (corrupt bytes, a missing feature, or a label "
                "outside the run's labels); shard:")
 
+
+def undecodable_record_message(error) -> "str | None":
+    """One line naming the shard and record of a run stopped by an undecodable record (the
+    `tf.errors.InvalidArgumentError` that the pipeline's check raises), or None for any other
+    error. train.py prints it as `error: ...` instead of a traceback."""
+    match = re.search(r"shard:\] \[(?P<path>[^\]]*)\] \[record index \(from 0\):\] "
+                      r"\[(?P<index>\d+)\]", str(error))
+    # TensorFlow escapes the quote in "run's" inside the message: match the parts around it.
+    if "a record does not parse or decode" not in str(error) or not match:
+        return None
+    return (f"{match['path']}: record {match['index']} (counted from 0) does not parse or decode "
+            "(corrupt bytes, a missing feature, or a label outside the run's labels); set "
+            "data.skip_invalid=true to skip such records")
 
 class RecordPipeline:
     """Batches of one split's shards, with `ExamplePipeline`'s interface (`batches`,
