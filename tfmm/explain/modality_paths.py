@@ -40,6 +40,20 @@ def _layer_of_type(model, kind):
     raise ValueError(f"{model.name}: no {kind.__name__} layer")
 
 
+def bert_from_token_embeddings(backbone, token_embeddings, segment_ids, padding_mask):
+    """A keras-hub BertBackbone's sequence output [B, L, H] (inference mode) from its token
+    embeddings [B, L, H] instead of the token ids: position and segment embeddings are added,
+    then the embedding LayerNorm and the transformer layers run as in the backbone's graph."""
+    token_embeddings = tf.cast(token_embeddings, backbone.compute_dtype)
+    positions = backbone.position_embedding(token_embeddings)
+    segments = backbone.segment_embedding(segment_ids)
+    hidden = backbone.embeddings_add((token_embeddings, positions, segments))
+    hidden = backbone.embeddings_layer_norm(hidden)
+    for layer in backbone.transformer_layers:
+        hidden = layer(hidden, padding_mask=padding_mask, training=False)
+    return hidden
+
+
 class TextPath:
     """BERT from its token embeddings on: embeddings -> positions, segments -> layers -> pool."""
 
@@ -58,14 +72,8 @@ class TextPath:
 
     def encode(self, token_embeddings, features):
         """[B, L, H] token embeddings -> [B, D], as the text encoder in inference mode."""
-        backbone = self.backbone
-        token_embeddings = tf.cast(token_embeddings, backbone.compute_dtype)
-        positions = backbone.position_embedding(token_embeddings)
-        segments = backbone.segment_embedding(features["segment_ids"])
-        hidden = backbone.embeddings_add((token_embeddings, positions, segments))
-        hidden = backbone.embeddings_layer_norm(hidden)
-        for layer in backbone.transformer_layers:
-            hidden = layer(hidden, padding_mask=features["padding_mask"], training=False)
+        hidden = bert_from_token_embeddings(self.backbone, token_embeddings,
+                                            features["segment_ids"], features["padding_mask"])
         return self.projection(self.pooling(hidden, features["padding_mask"]))
 
 

@@ -1,0 +1,56 @@
+"""Token attributions of the QA model's start and end logits (issue 15), on a tiny span model."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmm.explain.span_attributions import SpanAttributions, best_span
+from tfmm.models.span_model import build_span_model
+from tfmm.models.text_encoder import load_bert_backbone
+
+
+@pytest.fixture(scope="module")
+def window(tiny_preset):
+    """A tiny span model (2-layer BERT, dropout 0) and one window: [CLS] question [SEP] context
+    [SEP], then padding."""
+    tf.keras.utils.set_random_seed(3)
+    model = build_span_model(load_bert_backbone(tiny_preset), sequence_length=16)
+    token_ids = [2, 6, 7, 8, 9, 18, 3, 16, 32, 37, 8, 33, 19, 3, 0, 0]
+    segment_ids = [0] * 7 + [1] * 7 + [0, 0]
+    features = {"token_ids": tf.constant([token_ids], tf.int32),
+                "segment_ids": tf.constant([segment_ids], tf.int32),
+                "padding_mask": tf.constant([[1] * 14 + [0, 0]], tf.int32)}
+    return model, features
+
+
+def test_the_split_backbone_gives_the_models_logits(window):
+    model, features = window
+    attributor = SpanAttributions(model, steps=4)
+    embeddings = model.backbone.token_embedding(features["token_ids"])
+    start, end = attributor.logits(embeddings, features)
+    outputs = model(features, training=False)
+    np.testing.assert_allclose(start.numpy(), outputs["start_logits"].numpy(), rtol=1e-5,
+                               atol=1e-4)
+    np.testing.assert_allclose(end.numpy(), outputs["end_logits"].numpy(), rtol=1e-5, atol=1e-4)
+
+
+def test_start_and_end_attributions_are_complete(window):
+    model, features = window
+    outputs = model(features, training=False)
+    start, end = best_span(outputs["start_logits"][0], outputs["end_logits"][0])
+    assert 0 <= start <= end < 14
+    result = SpanAttributions(model, steps=64)(features, start=9, end=11)
+    for name in ("start", "end"):
+        assert result[name].shape == (16,)
+        assert np.all(result[name][14:] == 0.0)  # padding gets nothing
+        change = result[f"{name}_logit"] - result[f"{name}_baseline_logit"]
+        assert abs(change) > 1e-3
+        assert abs(result[name].sum() - change) <= 0.01 * abs(change) + 1e-5
+    assert result["start_logit"] == pytest.approx(float(outputs["start_logits"][0, 9]), abs=1e-4)
+
+
+def test_best_span_keeps_end_after_start():
+    start_logits = np.array([0.0, 1.0, 9.0, 0.0])
+    end_logits = np.array([0.0, 9.0, 0.0, 2.0])  # the best end (1) lies before the best start
+    assert best_span(start_logits, end_logits) == (2, 3)
+    assert best_span(start_logits, end_logits, max_answer_tokens=1) == (1, 1)
