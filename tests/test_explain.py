@@ -133,7 +133,8 @@ def test_fusion_attention_sums_to_one_over_present_modalities(untrained):
     model, features, _ = untrained
     features = dict(features)  # the second example without text: no example lacks both
     features["text_mask"] = tf.constant([1, 0, 1, 1, 1, 1, 1, 1], tf.float32)
-    weights = attention_weights(ModalityPaths(model), features)
+    weights = {name: value.numpy() for name, value in
+               attention_weights(ModalityPaths(model), features).items()}
     assert set(weights) == {"fusion_transformer_0", "fusion_transformer_1", "fusion_pooling"}
     present = np.stack([features[name + "_mask"].numpy() for name in ("text", "audio")],
                        1)  # [B, M]

@@ -54,3 +54,41 @@ def test_best_span_keeps_end_after_start():
     end_logits = np.array([0.0, 9.0, 0.0, 2.0])  # the best end (1) lies before the best start
     assert best_span(start_logits, end_logits) == (2, 3)
     assert best_span(start_logits, end_logits, max_answer_tokens=1) == (1, 1)
+
+
+@pytest.mark.slow
+def test_explain_py_on_a_question_answering_run(tiny_preset, tmp_path):
+    """A tiny QA run trained 3 steps, explained by explain.py: one record and PNG per question,
+    start and end attributions over its window's tokens."""
+    import json
+    import os
+
+    import explain
+    import train
+    from helpers.tiny_squad import write_squad_file
+
+    squad_path = write_squad_file(tmp_path / "tiny.json")
+    run_dir = os.fspath(tmp_path / "run")
+    overrides = {"data.task": "qa", "data.batch_size": 2, "model.text_preset": tiny_preset,
+                 "model.freeze_text_encoder": False, "qa.train_file": squad_path,
+                 "qa.eval_fraction": 0.5, "qa.max_sequence_length": 16, "qa.doc_stride": 4,
+                 "qa.max_query_length": 6, "training.epochs": 1, "training.steps_per_epoch": 3,
+                 "training.jit_compile": "false", "training.export": False,
+                 "training.run_dir": run_dir}
+    arguments = [os.path.join(os.path.dirname(os.path.dirname(__file__)), "configs",
+                              "xquad_minilm.py")]
+    for key, value in overrides.items():
+        arguments += ["--set", f"{key}={value}"]
+    assert train.main(arguments) == 0
+    out_dir = os.fspath(tmp_path / "explained")
+    assert explain.main([run_dir, "--data", squad_path, "--limit", "2", "--steps", "32",
+                         "--out", out_dir]) == 0
+    with open(os.path.join(out_dir, "explain_summary.json")) as handle:
+        summary = json.load(handle)
+    assert summary["num_examples"] == 2
+    for record in summary["records"]:
+        assert os.path.getsize(os.path.join(out_dir, record["id"] + ".png")) > 3000
+        starts = [token[2] for token in record["tokens"]]
+        change = record["start_logit"] - record["start_baseline_logit"]
+        assert abs(sum(starts) - change) <= 0.05 * abs(change) + 1e-4
+        assert {token[1] for token in record["tokens"]} == {0, 1}  # question and context

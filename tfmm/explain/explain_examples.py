@@ -63,6 +63,11 @@ class ExampleExplainer:
         self.method = method
         self.attributor = (IntegratedGradients(self.paths, task_name, steps, method)
                            if method != "none" else None)
+        # Compiled once: eager calls through ResNet50 cost seconds per batch.
+        self._forward = tf.function(lambda features: model(features, training=False),
+                                    reduce_retracing=True)
+        self._attention = tf.function(lambda features: attention_weights(self.paths, features),
+                                      reduce_retracing=True)
 
     def explained_indices(self, outputs) -> np.ndarray:
         """int [B]: the class each example's explanation is about (the predicted one; target 0
@@ -88,11 +93,14 @@ class ExampleExplainer:
             {"removal", "attribution"}, "text_tokens" [[token, attribution], ...] and, with
             attention fusion, "fusion_attention" {layer: [head][query][modality] weights}.
         """
-        (outputs,) = self.model(features, training=False).values()
+        (outputs,) = self._forward(features).values()
         outputs = tf.cast(outputs, tf.float32).numpy()
         indices = self.explained_indices(outputs)
-        removal = removal_importance(self.model, features, self.task_name, indices)
-        weights = attention_weights(self.paths, features) if self.paths.has_attention else None
+        removal = removal_importance(self.model, features, self.task_name, indices,
+                                     forward=self._forward)
+        weights = None
+        if self.paths.has_attention:
+            weights = {name: value.numpy() for name, value in self._attention(features).items()}
         explanations = []
         for position, row in enumerate(rows):
             one = {key: value[position:position + 1] for key, value in features.items()}

@@ -31,24 +31,25 @@ class ExplainError(UserError):
     """A selection of examples or a run that cannot be explained."""
 
 
-def select_rows(manifest, ids=None, limit=None) -> list:
-    """The manifest rows named by `ids` (in that order) or its first `limit` rows (all: None).
+def select_rows(rows, path: str, ids=None, limit=None, id_of=lambda row: row.id) -> list:
+    """The `rows` (of the file `path`) named by `ids` (in that order) or the first `limit` ones
+    (all: None); `id_of` reads a row's id.
 
     Raises:
-        ExplainError: an id the manifest lacks, both or a bad limit.
+        ExplainError: an id the file lacks, both or a bad limit.
     """
     if ids and limit is not None:
         raise ExplainError("give --ids or --limit, not both")
     if ids:
-        by_id = {row.id: row for row in manifest.rows}
+        by_id = {str(id_of(row)): row for row in rows}
         missing = [name for name in ids if name not in by_id]
         if missing:
-            raise ExplainError(f"{manifest.path}: no row with id {', '.join(missing)} "
-                               f"(ids there look like {manifest.rows[0].id!r})")
+            raise ExplainError(f"{path}: no row with id {', '.join(missing)} "
+                               f"(ids there look like {str(id_of(rows[0]))!r})")
         return [by_id[name] for name in dict.fromkeys(ids)]
     if limit is not None and limit < 1:
         raise ExplainError(f"--limit must be >= 1. Received: {limit}")
-    return manifest.rows[:limit]
+    return list(rows[:limit])
 
 
 def file_stem(example_id: str) -> str:
@@ -56,14 +57,15 @@ def file_stem(example_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", example_id)
 
 
-def explain_run(path: str, data_path: str, ids=None, limit=None, out_dir=None, steps: int = 128,
-                method: str = "integrated_gradients", batch_size: int = 16, figures: bool = True,
-                log=print) -> dict:
+def explain_run(path: str, data_path: str, ids=None, limit=None, out_dir=None,
+                steps: int = 128, method: str = "integrated_gradients", batch_size: int = 16,
+                figures: bool = True, log=print) -> dict:
     """Explains a run's model on manifest rows; writes the records, figures and summary.
 
     Args:
         path: run folder or the model file in one.
-        data_path: a JSONL manifest of the run's kind.
+        data_path: a JSONL manifest of the run's kind (a SQuAD JSON file for a "qa" run: see
+            `tfmm.explain.explain_span_run`; method is then integrated gradients).
         ids: row ids to explain; limit: explain the first rows only (default: all rows).
         out_dir: output folder (default: `explain/` in the run folder).
         steps, method: integrated gradients' intervals, or "gradient_x_input".
@@ -79,16 +81,22 @@ def explain_run(path: str, data_path: str, ids=None, limit=None, out_dir=None, s
     run = load_finished_run(path)
     config = run.config
     task = config.data.task
+    out_dir = out_dir or os.path.join(run.folder.path, "explain")
+    if task == "qa":
+        from tfmm.explain.explain_span_run import explain_span_run
+
+        os.makedirs(out_dir, exist_ok=True)
+        return explain_span_run(run, data_path, ids, limit, out_dir, steps, figures, log)
     if task not in EXPLAINABLE_TASKS:
-        raise ExplainError(f"{path}: explain.py explains runs of tasks {list(EXPLAINABLE_TASKS)};"
-                           f" this run's task is {task!r}")
+        raise ExplainError(f"{path}: explain.py explains runs of tasks "
+                           f"{list(EXPLAINABLE_TASKS) + ['qa']}; this run's task is {task!r}")
     labels = tuple(run.run_info.get("labels", ()))
     manifest = read_manifest_for_config(data_path, config.data, labels=labels or None)
-    manifest = dataclasses.replace(manifest, rows=select_rows(manifest, ids, limit))
+    manifest = dataclasses.replace(manifest, rows=select_rows(manifest.rows, manifest.path, ids,
+                                                              limit))
     preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
     tokenizer = getattr(preprocessor.text_preprocessor, "tokenizer", None)
     explainer = ExampleExplainer(run.model, task, tokenizer, steps=steps, method=method)
-    out_dir = out_dir or os.path.join(run.folder.path, "explain")
     os.makedirs(out_dir, exist_ok=True)
     pipeline = ExamplePipeline(manifest, preprocessor, task, cache=False, log=lambda line: None)
     records, started, done = [], time.perf_counter(), 0

@@ -19,19 +19,23 @@ def _title(record) -> str:
             f"(p={record['score']:.3f}) {verdict}")
 
 
-def _draw_tokens(axes, tokens):
-    """Words on one line (wrapped), background red (for) or blue (against) by attribution."""
+def _draw_tokens(axes, tokens, title="text: token attributions", line_height=0.3):
+    """Words on lines (wrapped), background red (for) or blue (against) by attribution.
+
+    Args:
+        tokens: [[token, attribution], ...].
+    """
     axes.axis("off")
-    axes.set_title("text: token attributions", fontsize=9, loc="left")
+    axes.set_title(title, fontsize=9, loc="left")
     scale = max((abs(value) for _, value in tokens), default=0.0) or 1.0
-    x, y = 0.0, 0.8
+    x, y = 0.0, 1.0 - line_height
     for token, value in tokens:
         strength = min(abs(value) / scale, 1.0)
         colour = (1.0, 1 - strength, 1 - strength) if value >= 0 else \
             (1 - strength, 1 - strength, 1.0)
         width = 0.015 * (len(token) + 2)
         if x + width > 1.0:
-            x, y = 0.0, y - 0.3
+            x, y = 0.0, y - line_height
         axes.text(x, y, token, fontsize=9, family="monospace", transform=axes.transAxes,
                   bbox={"facecolor": colour, "edgecolor": "none", "pad": 1.5})
         x += width
@@ -111,4 +115,23 @@ def plot_explanation(explanation, modalities, path: str) -> str:
     _draw_importance(figure.add_subplot(grid[1, 2]), record)
     if record.get("fusion_attention"):
         _draw_attention(figure.add_subplot(grid[2, 2]), record["fusion_attention"], modalities)
+    return _write_figure(figure, path)
+
+
+def plot_span_explanation(record, path: str) -> str:
+    """Draws a question-answering record (`explain_span_run`): the window's tokens highlighted
+    by their start-logit and by their end-logit attributions."""
+    tokens = record["tokens"]
+    lines = max(1, int(sum(0.015 * (len(token) + 2) for token, *_ in tokens)) + 1)
+    figure = Figure(figsize=(10, 1.2 + 0.5 * lines))
+    figure.suptitle(f"{record['id']}: {record['question']} -> {record['answer_tokens']!r} "
+                    f"(gold {record['gold_answers'][:1]})", fontsize=9)
+    for row, key in enumerate(("start", "end")):
+        column = record["columns"].index(key)
+        axes = figure.add_subplot(2, 1, row + 1)
+        share = record[key + "_mass"]
+        _draw_tokens(axes, [[values[0], values[column]] for values in tokens],
+                     f"{key} logit (token {record[key]}): question {share['question']:.0%}, "
+                     f"context {share['context']:.0%} of the attribution mass",
+                     line_height=1.0 / (lines + 1))
     return _write_figure(figure, path)

@@ -1,6 +1,6 @@
 """The attention fusion's weights over the modality tokens, read from the layer itself."""
 
-import numpy as np
+import tensorflow as tf
 
 
 def attention_weights(paths, features) -> dict:
@@ -11,15 +11,15 @@ def attention_weights(paths, features) -> dict:
         features: the model's input features of B examples.
 
     Returns:
-        {"fusion_transformer_<i>": float32 [B, heads, M, M] (query modality, key modality),
+        {"fusion_transformer_<i>": float32 tensor [B, heads, M, M] (query modality, key modality),
         "fusion_pooling": float32 [B, heads, M] (the pooling query's weights)}, modalities in
         `paths.modalities` order; every row sums to 1 over the present modalities and is 0 on
         the masked ones.
     """
     values = paths.attribution_inputs(features)
     _, weights = paths.predict(values, features, paths.masks(features), return_attention=True)
-    weights = {name: np.asarray(value, np.float32) for name, value in weights.items()}
+    weights = {name: tf.cast(value, tf.float32) for name, value in weights.items()}
     for name, value in weights.items():
-        if value.ndim == 4 and value.shape[2] == 1:  # the pooling's single query
+        if len(value.shape) == 4 and value.shape[2] == 1:  # the pooling's single query
             weights[name] = value[:, :, 0, :]
     return weights

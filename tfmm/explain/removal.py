@@ -17,11 +17,13 @@ from tfmm.explain.integrated_gradients import task_score
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 
 
-def removal_importance(model, features, task_name: str, indices) -> dict:
+def removal_importance(model, features, task_name: str, indices, forward=None) -> dict:
     """Importance of each modality for a batch.
 
     Args:
         model: a tfmm `MultimodalModel`.
+        forward: features -> the model's output dict in inference mode (e.g. a compiled
+            `model(features, training=False)`); default: the model called eagerly.
         features: the model's input features of B examples.
         task_name: the run's task ("multiclass", "multilabel", "regression").
         indices: int [B], the class (or target) explained per example.
@@ -31,8 +33,10 @@ def removal_importance(model, features, task_name: str, indices) -> dict:
     """
     indices = tf.constant(np.asarray(indices, np.int32))
 
+    forward = forward or (lambda batch: model(batch, training=False))
+
     def scores(batch):
-        (output,) = model(batch, training=False).values()
+        (output,) = forward(batch).values()
         output = tf.cast(output, tf.float32)
         rows = tf.range(tf.shape(output)[0])
         chosen = tf.gather_nd(_as_scores(task_name, output), tf.stack([rows, indices], 1))
