@@ -46,21 +46,23 @@ def _heat_limits(values):
     return -limit, limit
 
 
-def _draw_image(axes, image, attribution):
+def _draw_image(axes, image, attribution, mass):
     axes.imshow(np.clip(image, 0, 255).astype(np.uint8))
     low, high = _heat_limits(attribution)
     axes.imshow(attribution, cmap="bwr", vmin=low, vmax=high, alpha=0.55)
-    axes.set_title("image: pixel attributions", fontsize=9)
+    # Each heat map is scaled to its own largest cell: the title gives the modality's total.
+    axes.set_title(f"image: pixel attributions (sum {mass:+.3f})", fontsize=9)
     axes.set_xticks([])
     axes.set_yticks([])
 
 
-def _draw_audio(spectrogram_axes, wave_axes, log_mel, attribution, waveform):
+def _draw_audio(spectrogram_axes, wave_axes, log_mel, attribution, waveform, mass):
     spectrogram_axes.imshow(log_mel.T, origin="lower", aspect="auto", cmap="gray")
     low, high = _heat_limits(attribution)
     spectrogram_axes.imshow(attribution.T, origin="lower", aspect="auto", cmap="bwr", vmin=low,
                             vmax=high, alpha=0.6)
-    spectrogram_axes.set_title("audio: log-Mel attributions (time x Mel band)", fontsize=9)
+    spectrogram_axes.set_title(f"audio: log-Mel attributions (sum {mass:+.3f})", fontsize=9)
+    spectrogram_axes.set_xlabel("frame", fontsize=8)
     spectrogram_axes.set_ylabel("Mel band", fontsize=8)
     wave_axes.plot(np.arange(len(waveform)), waveform, linewidth=0.5, color="black")
     wave_axes.set_xlim(0, len(waveform))
@@ -102,16 +104,20 @@ def _draw_attention(axes, attention, modalities):
 def plot_explanation(explanation, modalities, path: str) -> str:
     """Draws one `Explanation` to `path` (PNG); returns the path."""
     record, arrays = explanation.record, explanation.arrays
-    figure = Figure(figsize=(10, 6.5))
+    figure = Figure(figsize=(9, 6))
     grid = figure.add_gridspec(3, 3, height_ratios=[0.5, 2, 1.0], hspace=0.5, wspace=0.3)
     figure.suptitle(_title(record), fontsize=10)
+    mass = (record["attribution"] or {}).get("per_modality", {})
     if "text_tokens" in record:
-        _draw_tokens(figure.add_subplot(grid[0, :]), record["text_tokens"])
+        _draw_tokens(figure.add_subplot(grid[0, :]), record["text_tokens"],
+                     f"text: token attributions (sum {mass['text']:+.3f})")
     if "image" in arrays:
-        _draw_image(figure.add_subplot(grid[1, 0]), arrays["image"], arrays["image_attribution"])
+        _draw_image(figure.add_subplot(grid[1, 0]), arrays["image"], arrays["image_attribution"],
+                    mass["image"])
     if "log_mel" in arrays:
         _draw_audio(figure.add_subplot(grid[1, 1]), figure.add_subplot(grid[2, 1]),
-                    arrays["log_mel"], arrays["log_mel_attribution"], arrays["waveform"])
+                    arrays["log_mel"], arrays["log_mel_attribution"], arrays["waveform"],
+                    mass["audio"])
     _draw_importance(figure.add_subplot(grid[1, 2]), record)
     if record.get("fusion_attention"):
         _draw_attention(figure.add_subplot(grid[2, 2]), record["fusion_attention"], modalities)
