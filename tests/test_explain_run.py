@@ -90,3 +90,36 @@ def test_explain_py_mistakes_end_with_one_error_line(audio_only_run, tmp_path, c
         assert len(error) == 1 and error[0].startswith("error: ") and message in error[0], error
     assert explain.main([str(tmp_path / "missing"), "--data", manifest]) == 2
     assert "is not a finished tfmm run" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_importance_export_keeps_serving_default(audio_only_run, tmp_path):
+    """The importance signature returns serving_default's outputs unchanged plus the removal
+    importance of each modality, equal to what explain.py's records hold."""
+    from tfmm.explain.explain_run import explain_run
+    from tfmm.explain.serving_importance import export_with_importance
+
+    run_dir, manifest = audio_only_run
+    export_dir = export_with_importance(run_dir, str(tmp_path / "export"))
+    loaded = tf.saved_model.load(export_dir)
+    rows = read_jsonl(manifest)[:4]
+    folder = os.path.dirname(manifest)
+
+    def read(name):
+        with open(os.path.join(folder, name), "rb") as handle:
+            return handle.read()
+
+    inputs = {"text": tf.constant([row["text"] for row in rows]),
+              "audio": tf.constant([read(row["audio"]) for row in rows])}
+    plain = loaded.signatures["serving_default"](**inputs)
+    with_importance = loaded.signatures["modality_importance"](**inputs)
+    assert set(plain) == {"probabilities", "label", "score"}
+    assert set(with_importance) == set(plain) | {"importance_text", "importance_audio"}
+    for key in plain:
+        assert np.array_equal(plain[key].numpy(), with_importance[key].numpy())
+    records = explain_run(run_dir, manifest, limit=4, out_dir=str(tmp_path / "explained"),
+                          method="none", figures=False, log=lambda line: None)["records"]
+    for position, record in enumerate(records):
+        for name in ("text", "audio"):
+            assert with_importance["importance_" + name][position].numpy() == pytest.approx(
+                record["removal"][name], abs=1e-4)
