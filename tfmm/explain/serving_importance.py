@@ -8,7 +8,8 @@ class's probability (the most probable class; the first target for regression) w
 modality is removed through its mask, as `tfmm.explain.removal` computes it; NaN where it is
 undefined (the modality absent, or the only one present). One extra forward pass per modality.
 
-    python scripts/export_importance.py runs/av_digits/fused runs/av_digits/fused/export_importance/1
+    python scripts/export_importance.py runs/av_digits/fused \
+        runs/av_digits/fused/export_importance/1
 """
 
 import keras
