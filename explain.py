@@ -8,6 +8,10 @@ modality; per token, per pixel, per log-Mel cell), and the attention fusion's we
 record) and `explain_summary.png`. See tfmm/explain/ and the README's "Explaining answers".
 
     python explain.py runs/av_digits/fused --data data/generated/av_digits/test.jsonl --limit 20
+
+A question-answering run takes a SQuAD JSON file as --data: per question, the token attributions
+of its answer's start and end logits over question and context (integrated gradients; --method
+does not apply).
 """
 
 import argparse
