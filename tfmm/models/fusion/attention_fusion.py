@@ -25,8 +25,13 @@ class AttentionFusion(keras.layers.Layer):
         embeddings: float [B, M, D], one token per modality.
         masks: float [B, M], 1 where present; every example needs at least one present modality.
 
+        return_attention_scores: also return the attention weights (for explanations; the
+            default output, and so the saved model, are unchanged).
+
     Returns:
-        float [B, D].
+        float [B, D]; with return_attention_scores, (that, {"fusion_transformer_<i>": float
+        [B, heads, M, M] (query token, key token), "fusion_pooling": float [B, heads, 1, M]}).
+        Each row of weights sums to 1 over the present modalities and is 0 on masked ones.
     """
 
     def __init__(self, num_heads=4, num_layers=1, intermediate_dim=0, dropout=0.1, **kwargs):
@@ -61,10 +66,19 @@ class AttentionFusion(keras.layers.Layer):
         tokens = embeddings + ops.cast(ops.expand_dims(self.modality_embeddings, 0),
                                        embeddings.dtype)
         padding_mask = ops.cast(masks, "bool")
+        weights = {}
         for layer in self.encoder_layers:
-            tokens = layer(tokens, padding_mask=padding_mask, training=training)
+            if not return_attention_scores:
+                tokens = layer(tokens, padding_mask=padding_mask, training=training)
+                continue
+            tokens, weights[layer.name] = layer(tokens, padding_mask=padding_mask,
+                                                training=training, return_attention_scores=True)
         tokens = self.final_norm(tokens)
-        return self.pooling(tokens, masks, return_attention_scores=return_attention_scores)
+        if not return_attention_scores:
+            return self.pooling(tokens, masks)
+        pooled, weights[self.pooling.name] = self.pooling(tokens, masks,
+                                                          return_attention_scores=True)
+        return pooled, weights
 
     def compute_output_shape(self, embeddings_shape, masks_shape=None):
         return (embeddings_shape[0], embeddings_shape[2])
