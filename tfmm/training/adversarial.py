@@ -23,7 +23,8 @@ import contextlib
 
 import tensorflow as tf
 
-from tfmm.adversarial_config import adversarial_settings
+from tfmm.adversarial_config import PERTURBED_MODALITIES, adversarial_settings
+from tfmm.config import ConfigError
 
 # Below this L2 norm a gradient counts as zero (its example is not perturbed).
 TINY_NORM = 1e-12
@@ -117,8 +118,16 @@ class AdversarialTraining:
     def __init__(self, model, task, settings, label_smoothing: float = 0.0):
         self.model, self.task, self.settings = model, task, settings
         self.label_smoothing = label_smoothing
-        modalities = getattr(model, "modalities", settings.inputs)
-        self.attack = InputAttack(settings, settings.perturbed_inputs(modalities))
+        # The model's input names: the trained model may be the one over cached frozen features
+        # (tfmm/training/feature_cache.py), which takes the raw inputs of the other encoders.
+        inputs = {tensor.name for tensor in model.inputs}
+        perturbed = settings.perturbed_inputs(
+            [name for name in PERTURBED_MODALITIES if name in inputs])
+        missing = [name for name in perturbed if name not in inputs]
+        if not perturbed or missing:
+            raise ConfigError(f"`training.adversarial` perturbs {list(perturbed)}, but the model "
+                              f"trained takes the inputs {sorted(inputs)}")
+        self.attack = InputAttack(settings, perturbed)
 
     @classmethod
     def for_training(cls, model, task, training):
