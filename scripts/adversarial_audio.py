@@ -7,9 +7,9 @@ adversarial training (README "Adversarial training").
 Trains the quickstart's `audio_encoder` stage (configs/av_digits.py) twice with train.py, into
 runs/adversarial_audio/plain and runs/adversarial_audio/fgm (the second with
 `training.adversarial = {"method": "fgm", "epsilon": TRAIN_EPSILON, "weight": 0.5}`), then
-evaluates each on the test recordings with evaluate.py, clean and under FGM at each epsilon (an
-L2 norm per clip in waveform units; the test clips' median norm is about 2.8), and prints a
-Markdown table. A run folder that already holds its model is not trained again.
+evaluates each on the test recordings with evaluate.py, clean, under FGM at each epsilon (an
+L2 norm per clip in waveform units; the test clips' median norm is about 2.8) and under 5-step
+PGD at the training epsilon, and prints a Markdown table. A run folder that already holds its model is not trained again.
 """
 
 import argparse
@@ -21,6 +21,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNS = "runs/adversarial_audio"
 TEST = "data/generated/av_digits/audio_digits_test.jsonl"
+PGD_STEPS = 5
 
 
 def train(run_dir: str, adversarial: dict):
@@ -33,22 +34,29 @@ def train(run_dir: str, adversarial: dict):
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-def evaluate(run_dir: str, epsilons):
+def evaluate(run_dir: str, epsilons, pgd_epsilon: float):
+    """FGM at each epsilon, then PGD with PGD_STEPS steps at pgd_epsilon."""
     command = [sys.executable, "evaluate.py", run_dir, "--data", TEST, "--attack", "fgm"]
     for epsilon in epsilons:
         command += ["--attack-epsilon", str(epsilon)]
-    print(" ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
+    pgd = [sys.executable, "evaluate.py", run_dir, "--data", TEST, "--attack", "pgd",
+           "--attack-steps", str(PGD_STEPS), "--attack-epsilon", str(pgd_epsilon)]
+    for each in (command, pgd):
+        print(" ".join(each), flush=True)
+        subprocess.run(each, cwd=ROOT, check=True)
 
 
-def table(run_dirs, epsilons) -> str:
-    """Markdown: run -> clean accuracy and accuracy under FGM at each epsilon."""
-    header = ["training", "clean"] + [f"FGM eps {epsilon:g}" for epsilon in epsilons]
+def table(run_dirs, epsilons, pgd_epsilon: float) -> str:
+    """Markdown: run -> clean accuracy, accuracy under FGM at each epsilon and under PGD."""
+    attacks = [("fgm", epsilon, f"FGM eps {epsilon:g}") for epsilon in epsilons]
+    attacks.append(("pgd", pgd_epsilon, f"PGD-{PGD_STEPS} eps {pgd_epsilon:g}"))
+    header = ["training", "clean"] + [title for _, _, title in attacks]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for run_dir in run_dirs:
         cells = [os.path.basename(run_dir)]
-        for index, epsilon in enumerate(epsilons):
-            path = os.path.join(ROOT, run_dir, f"audio_digits_test_fgm_eps{epsilon:g}_report.json")
+        for index, (method, epsilon, _) in enumerate(attacks):
+            path = os.path.join(ROOT, run_dir,
+                                f"audio_digits_test_{method}_eps{epsilon:g}_report.json")
             with open(path) as handle:
                 report = json.load(handle)
             if index == 0:
@@ -69,8 +77,8 @@ def main(argv=None):
     if not arguments.table:
         for run_dir, adversarial in runs.items():
             train(run_dir, adversarial)
-            evaluate(run_dir, arguments.epsilons)
-    print(table(list(runs), arguments.epsilons))
+            evaluate(run_dir, arguments.epsilons, arguments.train_epsilon)
+    print(table(list(runs), arguments.epsilons, arguments.train_epsilon))
 
 
 if __name__ == "__main__":
