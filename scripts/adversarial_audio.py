@@ -9,7 +9,8 @@ runs/adversarial_audio/plain and runs/adversarial_audio/fgm (the second with
 `training.adversarial = {"method": "fgm", "epsilon": TRAIN_EPSILON, "weight": 0.5}`), then
 evaluates each on the test recordings with evaluate.py, clean, under FGM at each epsilon (an
 L2 norm per clip in waveform units; the test clips' median norm is about 2.8) and under 5-step
-PGD at the training epsilon, and prints a Markdown table. A run folder that already holds its model is not trained again.
+PGD at the training epsilon, and prints a Markdown table. A run folder that already holds its
+model is not trained again.
 """
 
 import argparse
