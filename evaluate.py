@@ -15,6 +15,11 @@ Missing modalities at test time: `--drop-modality image` (repeatable) removes a 
 every example (or a `--drop-fraction` share of them) through its mask, as a row without it;
 `--drop-sweep` scores the run with nothing removed, each modality removed and each kept alone,
 one report each plus a summary table (tfmm/evaluation/modality_removal.py).
+
+Robust accuracy: `--attack fgm --attack-epsilon 0.5` (epsilon repeatable; `--attack pgd` with
+`--attack-steps`) scores the run with its image / audio inputs perturbed against the true
+labels, beside the clean figures (`<name>_fgm_eps0.5_report.json`;
+tfmm/evaluation/adversarial_evaluation.py).
 """
 
 import argparse
@@ -43,6 +48,15 @@ def parse_arguments(argv):
     parser.add_argument("--drop-sweep", action="store_true",
                         help="evaluate with nothing removed, each modality removed and each "
                         "kept alone; writes one report each and a summary table")
+    attack = parser.add_argument_group("robust accuracy (adversarial_evaluation.py)")
+    attack.add_argument("--attack", choices=("fgm", "pgd"), help="perturb the inputs by this")
+    attack.add_argument("--attack-epsilon", type=float, action="append", default=[],
+                        help="L2 norm per example and input, in input units; repeatable")
+    attack.add_argument("--attack-steps", type=int, default=0, help="PGD steps (0: 3)")
+    attack.add_argument("--attack-step-size", type=float, default=0.0,
+                        help="PGD step length (0: 2.5 * epsilon / steps)")
+    attack.add_argument("--attack-inputs", default="",
+                        help="modalities attacked, e.g. audio,image (default: all it reads)")
     return parser.parse_args(argv)
 
 
@@ -54,7 +68,10 @@ def main(argv=None):
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
     try:
-        if arguments.drop_sweep:
+        if arguments.attack:
+            from tfmm.evaluation.adversarial_evaluation import run_attack_arguments
+            run_attack_arguments(arguments)
+        elif arguments.drop_sweep:
             if arguments.drop_modality:
                 raise UserError("give --drop-sweep or --drop-modality, not both")
             sweep_modality_removal(arguments.model, arguments.data, **common)

@@ -17,10 +17,12 @@ from typing import Any, Optional
 from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
+from tfmm.adversarial_config import check_adversarial_config, coerce_adversarial
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio")
+FIELD_COERCERS = {**FIELD_COERCERS, "training.adversarial": coerce_adversarial}
 
 
 class ConfigError(UserError, ValueError):
@@ -131,6 +133,8 @@ class TrainingConfig:
     dp_noise_multiplier: float = 0.0  # noise std per step = dp_noise_multiplier * dp_l2_clip.
     dp_microbatch_size: int = 1  # examples per clipped gradient (1: per example).
     dp_delta: float = 0.0  # epsilon is reported at this delta (0: 1 / training examples).
+    # Adversarial training (FGM / PGD on image, audio inputs), {}: off (tfmm/adversarial_config.py).
+    adversarial: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -228,6 +232,7 @@ class Config:
                                   "cannot use `data.text_length_buckets`; set one of them off")
         check_imbalance_config(self)
         check_records_config(self)
+        check_adversarial_config(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError
         check_private_training(self)

@@ -31,6 +31,7 @@ from tfmm.models.dropout import threefry_dropout
 from tfmm.models.replica_seeds import replica_random_streams
 from tfmm.tasks import get_task
 from tfmm.run_folder import RunFolder, history_by_metric
+from tfmm.training.adversarial import AdversarialTraining
 from tfmm.training.dp_sgd import PrivateGradients
 from tfmm.training.history import INFERENCE_PREFIX, mode_divergence_warning
 from tfmm.training.optimizer import build_optimizer
@@ -132,6 +133,7 @@ class Trainer:
         model, optimizer, task, private = self.model, self.optimizer, self.task, self.private
         smoothing = self.training.label_smoothing
         variables = model.trainable_variables
+        adversary = AdversarialTraining.for_training(model, task, self.training)  # None: off
 
         # Under XLA the dropout masks are drawn with ThreeFry (training.dropout_masks): on CPU
         # Keras' default generator made them 20.5% of a 128-token MiniLM step, ThreeFry 8.3%
@@ -147,6 +149,8 @@ class Trainer:
                 with masks():
                     outputs = model(features, training=True)
                 losses = task.per_example_loss(targets, outputs, smoothing)
+                if adversary:  # clean + perturbed losses (tfmm/training/adversarial.py)
+                    losses = adversary.mixed_losses(tape, features, targets, losses, masks)
                 loss = tf.nn.compute_average_loss(losses)
                 scaled_loss = optimizer.scale_loss(loss)
             gradients = (private.summed_clipped_gradients(tape, losses) if private  # dp_sgd.py
