@@ -15,6 +15,10 @@ Missing modalities at test time: `--drop-modality image` (repeatable) removes a 
 every example (or a `--drop-fraction` share of them) through its mask, as a row without it;
 `--drop-sweep` scores the run with nothing removed, each modality removed and each kept alone,
 one report each plus a summary table (tfmm/evaluation/modality_removal.py).
+
+Noise robustness: `--noise-snr 10` adds white noise at 10 dB SNR to every test waveform;
+`--noise-snr clean,20,10,5,0` scores each level (a report each, a summary table and the
+accuracy-vs-SNR PNG; tfmm/evaluation/noise_robustness.py).
 """
 
 import argparse
@@ -43,6 +47,11 @@ def parse_arguments(argv):
     parser.add_argument("--drop-sweep", action="store_true",
                         help="evaluate with nothing removed, each modality removed and each "
                         "kept alone; writes one report each and a summary table")
+    # Noise robustness (tfmm/evaluation/noise_robustness.py).
+    parser.add_argument("--noise-snr", metavar="LEVELS",
+                        help="add white noise at these SNRs (dB, comma-separated; 'clean' for "
+                        "none) to the audio and score each level, e.g. clean,20,10,5,0")
+    parser.add_argument("--noise-seed", type=int, default=0, help="seed of the added noise")
     return parser.parse_args(argv)
 
 
@@ -54,7 +63,16 @@ def main(argv=None):
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
     try:
-        if arguments.drop_sweep:
+        if arguments.noise_snr is not None:
+            from tfmm.evaluation.noise_robustness import parse_noise_levels, sweep_noise_levels
+
+            if arguments.drop_sweep:
+                raise UserError("give --drop-sweep or --noise-snr, not both")
+            sweep_noise_levels(arguments.model, arguments.data,
+                               parse_noise_levels(arguments.noise_snr),
+                               drop_modalities=arguments.drop_modality,
+                               seed=arguments.noise_seed, **common)
+        elif arguments.drop_sweep:
             if arguments.drop_modality:
                 raise UserError("give --drop-sweep or --drop-modality, not both")
             sweep_modality_removal(arguments.model, arguments.data, **common)
