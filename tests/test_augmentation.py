@@ -329,3 +329,17 @@ def test_evaluation_noise_has_the_requested_snr_and_bad_levels_are_user_errors(c
     assert capsys.readouterr().err.strip() == (
         "error: --noise-snr expects 'clean' or SNRs in dB separated by commas (e.g. "
         "clean,20,10,5,0). Received: '10,loud'")
+
+
+def test_the_measurement_config_changes_only_the_augmentation():
+    from tfmm.config import load_stages
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    stages = dict(load_stages(os.path.join(root, "configs", "augmented_audio.py")))
+    assert stages["plain"].model.audio_augmentation is None
+    assert stages["noise"].model.audio_augmentation == {"noise_snr_db": [0, 20],
+                                                        "noise_probability": 0.5}
+    for name in ("noise", "augmented"):
+        stages[name].model.audio_augmentation = None
+        stages[name].training.run_dir = stages["plain"].training.run_dir
+        assert stages[name] == stages["plain"]
