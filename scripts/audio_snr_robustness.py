@@ -65,11 +65,12 @@ def main(argv=None):
                            for snr, values in scores.items()]
         header = header or [row["snr_db"] for row in curves[setting]]
     seeds = len(arguments.seeds.split(","))
-    print(f"\naccuracy on the 300 test recordings (mean +- std over {seeds} seeds)")
+    print(f"\naccuracy on the 300 test recordings: mean ± std over {seeds} seeds (each seed)")
     print("| setting | " + " | ".join(level_name(snr) for snr in header) + " |")
     print("|" + " --- |" * (len(header) + 1))
     for setting, rows in curves.items():
-        cells = [f"{row['accuracy']:.4f} +- {row['spread']:.4f}" for row in rows]
+        cells = [f"{row['accuracy']:.3f} ± {row['spread']:.3f} ("
+                 + " / ".join(f"{value:.3f}" for value in row["seeds"]) + ")" for row in rows]
         print(f"| {setting} | " + " | ".join(cells) + " |")
     path = plot_score_vs_snr(curves, "accuracy", os.path.join(ROOT, arguments.runs,
                                                               "accuracy_vs_snr.png"),
