@@ -20,6 +20,10 @@ Robust accuracy: `--attack fgm --attack-epsilon 0.5` (epsilon repeatable; `--att
 `--attack-steps`) scores the run with its image / audio inputs perturbed against the true
 labels, beside the clean figures (`<name>_fgm_eps0.5_report.json`;
 tfmm/evaluation/adversarial_evaluation.py).
+
+Noise robustness: `--noise-snr 10` adds white noise at 10 dB SNR to every test waveform;
+`--noise-snr clean,20,10,5,0` scores each level (a report each, a summary table and the
+accuracy-vs-SNR PNG; tfmm/evaluation/noise_robustness.py).
 """
 
 import argparse
@@ -57,6 +61,11 @@ def parse_arguments(argv):
                         help="PGD step length (0: 2.5 * epsilon / steps)")
     attack.add_argument("--attack-inputs", default="",
                         help="modalities attacked, e.g. audio,image (default: all it reads)")
+    # Noise robustness (tfmm/evaluation/noise_robustness.py).
+    parser.add_argument("--noise-snr", metavar="LEVELS",
+                        help="add white noise at these SNRs (dB, comma-separated; 'clean' for "
+                        "none) to the audio and score each level, e.g. clean,20,10,5,0")
+    parser.add_argument("--noise-seed", type=int, default=0, help="seed of the added noise")
     return parser.parse_args(argv)
 
 
@@ -68,9 +77,20 @@ def main(argv=None):
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
     try:
+        if arguments.attack and arguments.noise_snr is not None:
+            raise UserError("give --attack or --noise-snr, not both")
         if arguments.attack:
             from tfmm.evaluation.adversarial_evaluation import run_attack_arguments
             run_attack_arguments(arguments)
+        elif arguments.noise_snr is not None:
+            from tfmm.evaluation.noise_robustness import parse_noise_levels, sweep_noise_levels
+
+            if arguments.drop_sweep:
+                raise UserError("give --drop-sweep or --noise-snr, not both")
+            sweep_noise_levels(arguments.model, arguments.data,
+                               parse_noise_levels(arguments.noise_snr),
+                               drop_modalities=arguments.drop_modality,
+                               seed=arguments.noise_seed, **common)
         elif arguments.drop_sweep:
             if arguments.drop_modality:
                 raise UserError("give --drop-sweep or --drop-modality, not both")

@@ -18,11 +18,14 @@ from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
 from tfmm.adversarial_config import check_adversarial_config, coerce_adversarial
+from tfmm.augmentation_config import FIELD_COERCERS as AUGMENTATION_COERCERS
+from tfmm.augmentation_config import check_augmentation_config
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio")
 FIELD_COERCERS = {**FIELD_COERCERS, "training.adversarial": coerce_adversarial}
+FIELD_COERCERS = {**FIELD_COERCERS, **AUGMENTATION_COERCERS}
 
 
 class ConfigError(UserError, ValueError):
@@ -75,10 +78,12 @@ class ModelConfig:
     # Text encoder (keras-hub BertBackbone).
     text_preset: str = "minilm"  # "minilm" (offline package), keras-hub preset name, or a directory.
     freeze_text_encoder: bool = True  # keep the BERT weights fixed.
+    text_augmentation: Any = None  # {"token_mask_rate": 0.1}: tfmm/augmentation_config.py.
     # Image encoder (keras.applications.ResNet50).
     image_weights: str = ""  # "" (random init), "imagenet" (download) or a local weights file.
     freeze_image_encoder: bool = False
     image_augmentation: float = 0.0  # max random translation (fraction of the size) in training.
+    # ... or a dict {"shift": 0.1, "rotate90": True, ...} (tfmm/augmentation_config.py).
     image_batchnorm_momentum: float = 0.99  # moving-statistics momentum of ResNet50's BatchNorm.
     # Audio encoder (log-Mel spectrogram + small CNN).
     audio_frame_length: int = 256  # samples per STFT window.
@@ -87,6 +92,7 @@ class ModelConfig:
     audio_conv_filters: tuple = (32, 64, 128)  # one conv block per entry.
     audio_batchnorm_momentum: float = 0.9  # moving-statistics momentum of its BatchNorms.
     freeze_audio_encoder: bool = False
+    audio_augmentation: Any = None  # {"noise_snr_db": [0, 20], ...}: tfmm/augmentation_config.py.
     # Transfer: encoders whose weights start from earlier tfmm runs.
     init_encoders_from: tuple = ()  # run folders (or model.keras files); matching encoders load.
     # Fusion and head.
@@ -233,6 +239,7 @@ class Config:
         check_imbalance_config(self)
         check_records_config(self)
         check_adversarial_config(self)
+        check_augmentation_config(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError
         check_private_training(self)

@@ -2,6 +2,8 @@
 
 import keras
 
+from tfmm.augmentation_config import AudioAugmentation
+from tfmm.models.audio_augmentation import SpecAugment, WaveformAugmentation
 from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.log_mel_spectrogram import LogMelSpectrogram
 from tfmm.models.pooling import MaxPooling2x2
@@ -10,7 +12,8 @@ from tfmm.models.pooling import MaxPooling2x2
 def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int,
                         frame_length: int = 256, frame_step: int = 128, num_mel_bins: int = 64,
                         conv_filters=(32, 64, 128), dropout: float = 0.1,
-                        freeze: bool = False, batchnorm_momentum: float = 0.9) -> keras.Model:
+                        freeze: bool = False, batchnorm_momentum: float = 0.9,
+                        augmentation: AudioAugmentation = None, seed: int = 0) -> keras.Model:
     """Waveforms -> one [projection_dim] vector per clip.
 
     The log-Mel spectrogram is standardised per clip (LayerNormalization over time, Mel and
@@ -28,8 +31,12 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
         batchnorm_momentum: momentum of the BatchNorm moving statistics (0.9 tracks the weights
             of a short run closely enough for inference; Keras' 0.99 lags behind them).
         freeze: keep the spectrogram and conv weights fixed and run them in inference mode.
+        augmentation: an `AudioAugmentation` (None: none): time shift, gain and noise of the
+            waveform before the spectrogram, SpecAugment masks between the spectrogram and its
+            normalisation; in training only, and never while frozen.
+        seed: seed of the augmentation.
 
-    The frozen part is `audio_features` (everything up to and including `audio_dropout`, an
+    The frozen part is `audio_features` (augmentation and everything up to and including `audio_dropout`, an
     `EncoderFeatures`): frozen, it runs in inference mode even in training (no dropout,
     BatchNorm on moving statistics); `audio_projection` always learns. The dropout belongs to
     the frozen part because the features cached for a frozen encoder
@@ -38,9 +45,22 @@ def build_audio_encoder(audio_length: int, sample_rate: int, projection_dim: int
     Returns:
         A functional model: float32 [B, audio_length] -> [B, projection_dim].
     """
+    augmentation = augmentation or AudioAugmentation()
     waveforms = keras.Input((audio_length,), name="audio")
+    features = waveforms
+    if augmentation.gain_db or augmentation.noise_snr_db or augmentation.time_shift:
+        features = WaveformAugmentation(
+            augmentation.gain_db, augmentation.noise_snr_db, augmentation.noise_probability,
+            augmentation.time_shift, seed=seed, dtype="float32",
+            name="waveform_augmentation")(features)
     features = LogMelSpectrogram(sample_rate, frame_length, frame_step, num_mel_bins,
-                                 dtype="float32", name="log_mel_spectrogram")(waveforms)
+                                 dtype="float32", name="log_mel_spectrogram")(features)
+    if ((augmentation.spec_time_masks and augmentation.spec_time_mask_width)
+            or (augmentation.spec_frequency_masks and augmentation.spec_frequency_mask_width)):
+        features = SpecAugment(
+            augmentation.spec_time_masks, augmentation.spec_time_mask_width,
+            augmentation.spec_frequency_masks, augmentation.spec_frequency_mask_width,
+            seed=seed + 1, dtype="float32", name="spec_augment")(features)
     features = keras.layers.LayerNormalization(axis=(1, 2, 3), name="spectrogram_normalization")(
         features)
     for index, filters in enumerate(conv_filters):

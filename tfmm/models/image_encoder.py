@@ -4,7 +4,9 @@ width."""
 import keras
 import tensorflow as tf
 from tfmm.errors import UserError
+from tfmm.augmentation_config import ImageAugmentation as ImageAugmentationOptions
 from tfmm.models.encoder_features import EncoderFeatures
+from tfmm.models.image_augmentation import ImageAugmentation
 from tfmm.models.random_shift import RandomShift
 
 
@@ -69,7 +71,7 @@ def load_resnet50(image_size: int, weights: str) -> keras.Model:
 
 
 def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
-                        freeze: bool = False, augmentation: float = 0.0,
+                        freeze: bool = False, augmentation=0.0,
                         batchnorm_momentum: float = 0.99, seed: int = 0) -> keras.Model:
     """RGB images -> one [projection_dim] vector per image.
 
@@ -78,8 +80,10 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
         projection_dim: output width.
         weights: see `resolve_image_weights`.
         freeze: keep ResNet50's weights fixed and run the frozen part in inference mode.
-        augmentation: maximum random translation, as a fraction of the size, during training
-            (of a trainable encoder: a frozen one does not augment).
+        augmentation: maximum random translation, as a fraction of the size, or an
+            `tfmm.augmentation_config.ImageAugmentation` (flips, rotations, crops, colour
+            jitter, shift); applied in training to a trainable encoder (a frozen one does not
+            augment).
         batchnorm_momentum: momentum of ResNet50's BatchNorm moving statistics.
         seed: seed of the augmentation.
 
@@ -92,8 +96,15 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
     """
     images = keras.Input((image_size, image_size, 3), name="image")
     features = images
-    if augmentation > 0:
-        features = RandomShift(augmentation, seed=seed, name="image_augmentation")(features)
+    if not isinstance(augmentation, ImageAugmentationOptions):
+        augmentation = ImageAugmentationOptions(shift=float(augmentation))
+    if augmentation == ImageAugmentationOptions(shift=augmentation.shift):
+        if augmentation.shift > 0:  # the shift alone: the layer (and weights layout) as before
+            features = RandomShift(augmentation.shift, seed=seed,
+                                   name="image_augmentation")(features)
+    else:
+        features = ImageAugmentation(**vars(augmentation), seed=seed,
+                                     name="image_augmentation")(features)
     features = ResNetInputNormalization(name="resnet_input_normalization")(features)
     resnet = load_resnet50(image_size, weights)
     for layer in resnet.layers:

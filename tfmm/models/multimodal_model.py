@@ -13,6 +13,7 @@ Example:
 
 import keras
 
+from tfmm.augmentation_config import augmentation_options
 from tfmm.models.audio_encoder import build_audio_encoder
 from tfmm.models.fusion.attention_fusion import AttentionFusion
 from tfmm.models.fusion.concat_fusion import ConcatFusion
@@ -20,6 +21,7 @@ from tfmm.models.fusion.modality_dropout import ModalityDropout
 from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.image_encoder import build_image_encoder
 from tfmm.models.text_encoder import build_text_encoder, load_bert_backbone
+from tfmm.models.token_masking import bert_special_token_ids
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 from tfmm.tasks import get_task
 
@@ -125,14 +127,19 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
             backbone = text_backbone or load_bert_backbone(model_config.text_preset)
             # Length buckets feed batches cut to several lengths: the text inputs take any.
             text_length = None if data.text_length_buckets else data.text_sequence_length
-            encoders["text"] = build_text_encoder(backbone, text_length,
-                                                  model_config.projection_dim,
-                                                  freeze=model_config.freeze_text_encoder)
+            text_augmentation = augmentation_options("model.text_augmentation",
+                                                     model_config.text_augmentation)
+            encoders["text"] = build_text_encoder(
+                backbone, text_length, model_config.projection_dim,
+                freeze=model_config.freeze_text_encoder, augmentation=text_augmentation,
+                special_token_ids=bert_special_token_ids(model_config.text_preset)
+                if text_augmentation.token_mask_rate > 0 else None, seed=config.training.seed)
         elif modality == "image":
             encoders["image"] = build_image_encoder(
                 data.image_size, model_config.projection_dim, weights=model_config.image_weights,
                 freeze=model_config.freeze_image_encoder,
-                augmentation=model_config.image_augmentation,
+                augmentation=augmentation_options("model.image_augmentation",
+                                                  model_config.image_augmentation),
                 batchnorm_momentum=model_config.image_batchnorm_momentum,
                 seed=config.training.seed)
         elif modality == "audio":
@@ -143,7 +150,10 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 num_mel_bins=model_config.audio_num_mel_bins,
                 conv_filters=model_config.audio_conv_filters, dropout=model_config.dropout,
                 freeze=model_config.freeze_audio_encoder,
-                batchnorm_momentum=model_config.audio_batchnorm_momentum)
+                batchnorm_momentum=model_config.audio_batchnorm_momentum,
+                augmentation=augmentation_options("model.audio_augmentation",
+                                                  model_config.audio_augmentation),
+                seed=config.training.seed)
     if model_config.fusion == "concat":
         fusion = ConcatFusion(name="concat_fusion")
     else:

@@ -3,8 +3,10 @@
 import keras
 import keras_hub
 
+from tfmm.augmentation_config import TextAugmentation
 from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.pooling import MaskedMeanPooling
+from tfmm.models.token_masking import TokenMasking
 from tfmm.preprocessing.bert_presets import load_from_preset
 
 TEXT_INPUTS = ("token_ids", "segment_ids", "padding_mask")
@@ -33,13 +35,15 @@ def set_backbone_trainable(backbone: keras_hub.models.BertBackbone, trainable: b
 
 
 def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length: int,
-                       projection_dim: int, freeze: bool = False) -> keras.Model:
+                       projection_dim: int, freeze: bool = False,
+                       augmentation: TextAugmentation = None, special_token_ids=None,
+                       seed: int = 0) -> keras.Model:
     """Token ids -> one [projection_dim] vector per text.
 
     The sequence output is mean-pooled over real tokens (the pooling the sentence-transformers
     MiniLM was trained with; it also ignores BERT's untrained pooler on such checkpoints).
 
-    The frozen part is `text_features` (BERT and the pooling, an `EncoderFeatures`): frozen, it
+    The frozen part is `text_features` (token masking, BERT and the pooling, an `EncoderFeatures`): frozen, it
     runs in inference mode (no dropout) even in training; `text_projection` always learns.
 
     Args:
@@ -47,6 +51,11 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
         sequence_length: static text length, or None for texts of any length.
         projection_dim: output width.
         freeze: keep the backbone's weights fixed and run it in inference mode.
+        augmentation: a `TextAugmentation` (None: none): `TokenMasking` before BERT, in
+            training only, and never while frozen.
+        special_token_ids: (mask id, special ids) of the tokenizer (`bert_special_token_ids`);
+            None: BERT's uncased vocabulary ([MASK] 103; [PAD], [UNK], [CLS], [SEP], [MASK]).
+        seed: seed of the augmentation.
 
     Returns:
         A functional model: {"token_ids", "segment_ids", "padding_mask"} int32 [B, L] ->
@@ -57,7 +66,12 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
                 for name in TEXT_INPUTS}
 
     feature_inputs = text_inputs()
-    sequence = backbone(feature_inputs)["sequence_output"]
+    backbone_inputs = feature_inputs
+    if augmentation is not None and augmentation.token_mask_rate > 0:
+        mask_id, special = special_token_ids or (103, (0, 100, 101, 102, 103))
+        backbone_inputs = TokenMasking(augmentation.token_mask_rate, mask_id, special, seed=seed,
+                                       name="token_masking")(feature_inputs)
+    sequence = backbone(backbone_inputs)["sequence_output"]
     pooled = MaskedMeanPooling(name="text_mean_pooling")(sequence, feature_inputs["padding_mask"])
     features = EncoderFeatures(feature_inputs, pooled, name="text_features")
     features.trainable = not freeze

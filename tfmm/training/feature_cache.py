@@ -135,9 +135,6 @@ def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
     """
     frozen = frozen_modalities(config)
     extractor, top = build_feature_models(model, frozen)
-    if "image" in frozen and config.model.image_augmentation > 0:
-        log("note: model.image_augmentation does not act in a frozen image encoder (it runs in "
-            "inference mode)")
     batch_size = config.data.batch_size
 
     def cached(pipeline):
