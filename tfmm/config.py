@@ -14,19 +14,19 @@ import importlib.util
 import json
 import os
 from typing import Any, Optional
-from tfmm.errors import UserError
-from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
-from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
+
 from tfmm.adversarial_config import check_adversarial_config, coerce_adversarial
 from tfmm.augmentation_config import FIELD_COERCERS as AUGMENTATION_COERCERS
 from tfmm.augmentation_config import check_augmentation_config
+from tfmm.errors import UserError
+from tfmm.imbalance_config import FIELD_COERCERS as IMBALANCE_COERCERS, check_imbalance_config
+from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio")
-FIELD_COERCERS = {**FIELD_COERCERS, "training.adversarial": coerce_adversarial}
-FIELD_COERCERS = {**FIELD_COERCERS, **AUGMENTATION_COERCERS}
-
+FIELD_COERCERS = {**IMBALANCE_COERCERS, **AUGMENTATION_COERCERS, **RECORD_FIELD_COERCERS,
+                  "training.adversarial": coerce_adversarial}
 
 class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
@@ -38,8 +38,7 @@ class DataConfig:
     train_manifest: str = ""  # JSONL manifest for training (see README "Manifest format").
     validation_manifest: str = ""  # optional JSONL evaluated after each epoch.
     test_manifest: str = ""  # optional JSONL evaluated (and reported) after training.
-    # TFRecord shards written by `python -m tfmm.pack` (glob patterns), read instead of the
-    # manifest of the same split (README "Data at scale"; tfmm/records_config.py).
+    # Globs of `python -m tfmm.pack` shards read instead of that split's manifest (README).
     train_records: str = ""
     validation_records: str = ""
     test_records: str = ""
@@ -68,8 +67,7 @@ class DataConfig:
     # Pipeline.
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
-    # Decoded examples: true|"memory" (kept after the first epoch), false|"none", or a file path.
-    cache: Any = True
+    cache: Any = True  # decoded examples: true|"memory", false|"none", or a file path prefix.
     resample: str = "none"  # training draws: "none" | "balanced" (classes equally) | "sqrt".
 
 
@@ -82,8 +80,7 @@ class ModelConfig:
     # Image encoder (keras.applications.ResNet50).
     image_weights: str = ""  # "" (random init), "imagenet" (download) or a local weights file.
     freeze_image_encoder: bool = False
-    image_augmentation: float = 0.0  # max random translation (fraction of the size) in training.
-    # ... or a dict {"shift": 0.1, "rotate90": True, ...} (tfmm/augmentation_config.py).
+    image_augmentation: Any = 0.0  # max shift (fraction of the size), or a dict (see audio's).
     image_batchnorm_momentum: float = 0.99  # moving-statistics momentum of ResNet50's BatchNorm.
     # Audio encoder (log-Mel spectrogram + small CNN).
     audio_frame_length: int = 256  # samples per STFT window.
@@ -139,8 +136,7 @@ class TrainingConfig:
     dp_noise_multiplier: float = 0.0  # noise std per step = dp_noise_multiplier * dp_l2_clip.
     dp_microbatch_size: int = 1  # examples per clipped gradient (1: per example).
     dp_delta: float = 0.0  # epsilon is reported at this delta (0: 1 / training examples).
-    # Adversarial training (FGM / PGD on image, audio inputs), {}: off (tfmm/adversarial_config.py).
-    adversarial: dict = dataclasses.field(default_factory=dict)
+    adversarial: dict = dataclasses.field(default_factory=dict)  # see adversarial_config.py
 
 
 @dataclasses.dataclass
@@ -236,10 +232,9 @@ class Config:
             if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
-        check_imbalance_config(self)
-        check_records_config(self)
-        check_adversarial_config(self)
-        check_augmentation_config(self)
+        for check in (check_imbalance_config, check_records_config, check_adversarial_config,
+                      check_augmentation_config):  # options with modules of their own
+            check(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError
         check_private_training(self)
@@ -282,7 +277,7 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
-    coerce = {**FIELD_COERCERS, **RECORD_FIELD_COERCERS}.get(dotted_key, _coerce)  # many types
+    coerce = FIELD_COERCERS.get(dotted_key, _coerce)  # many types
     setattr(target, key, coerce(value, known[key].default, dotted_key, source))
 
 
