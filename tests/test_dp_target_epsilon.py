@@ -6,6 +6,7 @@ Runs go through `train.main` in this process on tiny configs (tests/helpers/tiny
 """
 
 import json
+import logging
 import os
 import re
 
@@ -64,6 +65,17 @@ def test_target_epsilon_is_spent_over_the_planned_steps(tiny_preset, tmp_path, c
     assert 4.5 * (1 - 1e-3) <= history[-1]["epsilon"] <= 4.5  # the target, from below
     # The smallest such noise: a little less spends more than the target.
     assert _dp_accounting_epsilon(sigma - 2e-4, batch / examples, 8, 1 / examples) > 4.5
+
+
+def test_dropped_renyi_orders_do_not_flood_the_log(caplog):
+    """dp-accounting leaves out orders whose term does not converge (small orders at sigma < 1),
+    warning once per order and epsilon: a --target-epsilon search printed dozens of lines."""
+    from tfmm.training.privacy_accounting import epsilon_spent
+
+    with caplog.at_level(logging.WARNING):
+        epsilon = epsilon_spent(0.5, 256 / 5760, 220, 1 / 5760)
+    assert epsilon == pytest.approx(_dp_accounting_epsilon(0.5, 256 / 5760, 220, 1 / 5760))
+    assert not [record for record in caplog.records if "converge" in record.getMessage()]
 
 
 @pytest.mark.parametrize("arguments, training, message", [
