@@ -51,6 +51,9 @@ def parse_arguments(argv):
     parser.add_argument("--allow-config-change", action="store_true",
                         help="resume a run folder whose saved config differs in fields that "
                         "change the computation (the run folder records the change)")
+    parser.add_argument("--target-epsilon", type=float, metavar="E",
+                        help="DP-SGD: set training.dp_noise_multiplier so the planned steps "
+                        "spend epsilon E (at training.dp_delta; tfmm/training/privacy_target.py)")
     return parser.parse_args(argv)
 
 
@@ -73,11 +76,17 @@ def main(argv=None):
     run_dir = None
     try:
         stages = load_stages(arguments.config, overrides, only=arguments.stage or ())
+        if arguments.target_epsilon is not None:
+            from tfmm.training.privacy_target import check_target_epsilon, choose_noise_multiplier
+
+            check_target_epsilon(stages, arguments.target_epsilon, arguments.config)
         results = []
         for number, (name, config) in enumerate(stages, start=1):
             run_dir = config.training.run_dir
             if len(stages) > 1:
                 print(f"=== stage {number}/{len(stages)}: {name} ({config.training.run_dir})")
+            if arguments.target_epsilon is not None and config.training.dp_l2_clip > 0:
+                choose_noise_multiplier(config, arguments.target_epsilon, arguments.config)
             results.append((name, config, run_stage(config, arguments.allow_config_change)))
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
