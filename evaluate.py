@@ -15,6 +15,10 @@ Missing modalities at test time: `--drop-modality image` (repeatable) removes a 
 every example (or a `--drop-fraction` share of them) through its mask, as a row without it;
 `--drop-sweep` scores the run with nothing removed, each modality removed and each kept alone,
 one report each plus a summary table (tfmm/evaluation/modality_removal.py).
+
+A `.tflite` file written by export.py (inside its run folder) is scored the same way with the
+ai-edge-litert interpreter: `python evaluate.py runs/av_digits/fused/litert/model_int8.tflite
+--data test.jsonl` (tfmm/export/litert_runner.py).
 """
 
 import argparse
@@ -26,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="run folder, or the .keras model file in one")
+    parser.add_argument("model", help="run folder, or the .keras / .tflite model file in one")
     parser.add_argument("--data", required=True,
                         help="JSONL manifest to evaluate on (SQuAD JSON for a question-answering "
                         "run)")
@@ -54,7 +58,13 @@ def main(argv=None):
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
     try:
-        if arguments.drop_sweep:
+        if arguments.model.endswith(".tflite"):
+            from tfmm.export.litert_runner import evaluate_litert
+            if arguments.drop_sweep:
+                raise UserError("--drop-sweep takes a run folder or .keras file, not a .tflite")
+            evaluate_litert(arguments.model, arguments.data,
+                            drop_modalities=arguments.drop_modality, **common)
+        elif arguments.drop_sweep:
             if arguments.drop_modality:
                 raise UserError("give --drop-sweep or --drop-modality, not both")
             sweep_modality_removal(arguments.model, arguments.data, **common)
