@@ -16,6 +16,7 @@ import os
 from typing import Any, Optional
 from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS, check_imbalance_config
+from tfmm.pruning_config import PRUNING_FIELD_COERCERS
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
@@ -124,6 +125,8 @@ class TrainingConfig:
     dp_noise_multiplier: float = 0.0  # noise std per step = dp_noise_multiplier * dp_l2_clip.
     dp_microbatch_size: int = 1  # examples per clipped gradient (1: per example).
     dp_delta: float = 0.0  # epsilon is reported at this delta (0: 1 / training examples).
+    # Magnitude pruning {target_sparsity, start_step, end_step, frequency, exclude}; {}: off.
+    pruning: dict = dataclasses.field(default_factory=dict)  # tfmm/pruning_config.py
 
 
 @dataclasses.dataclass
@@ -262,7 +265,7 @@ def _set_field(config: Config, dotted_key: str, value: Any, source: str):
         hint = f" Did you mean {close}?" if close else ""
         raise ConfigError(f"{source}: unknown key {dotted_key!r}.{hint} Known keys of "
                           f"{section!r}: {sorted(known)}")
-    coerce = FIELD_COERCERS.get(dotted_key, _coerce)  # fields of more than one type
+    coerce = {**FIELD_COERCERS, **PRUNING_FIELD_COERCERS}.get(dotted_key, _coerce)
     setattr(target, key, coerce(value, known[key].default, dotted_key, source))
 
 
