@@ -134,8 +134,10 @@ def test_two_replicas_reach_the_target_sparsity(tiny_preset, tiny_manifest, tmp_
     assert result.returncode == 0, result.stderr[-3000:]
     arrays = np.load(out)
     assert int(arrays["two/replicas"]) == 2
-    # Every Dense / EinsumDense / Conv kernel of the tiny run trains, so every one is pruned.
-    kernels = [key for key in arrays.files if key.startswith("two/") and key.endswith("/kernel")]
+    # Every Dense / EinsumDense / Conv kernel of the tiny run trains, so every one is pruned
+    # (but BERT's pooler, frozen because no tfmm model reads it).
+    kernels = [key for key in arrays.files if key.startswith("two/") and key.endswith("/kernel")
+               and "pooled_dense" not in key]
     assert len(kernels) > 5
     for key in kernels:
         assert np.mean(arrays[key] == 0) >= 0.8 - 1e-3, key
