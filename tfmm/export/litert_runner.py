@@ -145,7 +145,7 @@ def find_run_folder(tflite_path: str) -> str:
             return folder
         parent = os.path.dirname(folder)
         if parent == folder:
-            raise RunFolderError(f"{tflite_path}: no run folder (config.json and run_info.json) "
+            raise RunFolderError(f"{tflite_path}: no run folder (a run's config and run info) "
                                  "in its folder or above it")
         folder = parent
 
