@@ -24,6 +24,10 @@ tfmm/evaluation/adversarial_evaluation.py).
 Noise robustness: `--noise-snr 10` adds white noise at 10 dB SNR to every test waveform;
 `--noise-snr clean,20,10,5,0` scores each level (a report each, a summary table and the
 accuracy-vs-SNR PNG; tfmm/evaluation/noise_robustness.py).
+
+A `.tflite` file written by export.py (inside its run folder) is scored the same way with the
+ai-edge-litert interpreter: `python evaluate.py runs/av_digits/fused/litert/model_int8.tflite
+--data test.jsonl` (tfmm/export/litert_runner.py).
 """
 
 import argparse
@@ -35,7 +39,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("model", help="run folder, or the .keras model file in one")
+    parser.add_argument("model", help="run folder, or the .keras / .tflite model file in one")
     parser.add_argument("--data", required=True,
                         help="JSONL manifest to evaluate on (SQuAD JSON for a question-answering "
                         "run)")
@@ -79,7 +83,14 @@ def main(argv=None):
     try:
         if arguments.attack and arguments.noise_snr is not None:
             raise UserError("give --attack or --noise-snr, not both")
-        if arguments.attack:
+        if arguments.model.endswith(".tflite"):
+            from tfmm.export.litert_runner import evaluate_litert
+            if arguments.drop_sweep or arguments.attack or arguments.noise_snr is not None:
+                raise UserError("a .tflite file takes --drop-modality, not --drop-sweep, "
+                                "--attack or --noise-snr (give its run folder for those)")
+            evaluate_litert(arguments.model, arguments.data,
+                            drop_modalities=arguments.drop_modality, **common)
+        elif arguments.attack:
             from tfmm.evaluation.adversarial_evaluation import run_attack_arguments
             run_attack_arguments(arguments)
         elif arguments.noise_snr is not None:

@@ -28,6 +28,7 @@ setup(
         "matplotlib",  # evaluation plots
         "tensorboard",  # tf.summary writers (TensorFlow 2.21 no longer pulls it in)
         "dp-accounting>=0.6",  # DP-SGD's privacy accountant (tfmm/training/privacy_accounting.py)
+        "ai-edge-litert>=2.3",  # runs export.py's .tflite files (tfmm/export/litert_runner.py)
         "numpy",
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3"],

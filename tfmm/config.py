@@ -21,12 +21,13 @@ from tfmm.augmentation_config import check_augmentation_config
 from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS as IMBALANCE_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
+from tfmm.pruning_config import PRUNING_FIELD_COERCERS
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio")
 FIELD_COERCERS = {**IMBALANCE_COERCERS, **AUGMENTATION_COERCERS, **RECORD_FIELD_COERCERS,
-                  "training.adversarial": coerce_adversarial}
+                  **PRUNING_FIELD_COERCERS, "training.adversarial": coerce_adversarial}
 
 class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
@@ -64,7 +65,6 @@ class DataConfig:
     audio_sample_rate: int = 8000  # Hz the model expects.
     audio_length: int = 8000  # samples per clip: longer clips are cropped, shorter padded.
     resample_audio: bool = True  # resample other rates in the graph; False: reject them.
-    # Pipeline.
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
     cache: Any = True  # decoded examples: true|"memory", false|"none", or a file path prefix.
@@ -90,8 +90,7 @@ class ModelConfig:
     audio_batchnorm_momentum: float = 0.9  # moving-statistics momentum of its BatchNorms.
     freeze_audio_encoder: bool = False
     audio_augmentation: Any = None  # {"noise_snr_db": [0, 20], ...}: tfmm/augmentation_config.py.
-    # Transfer: encoders whose weights start from earlier tfmm runs.
-    init_encoders_from: tuple = ()  # run folders (or model.keras files); matching encoders load.
+    init_encoders_from: tuple = ()  # earlier run folders / model.keras files: their encoders load.
     # Fusion and head.
     projection_dim: int = 128  # shared width every encoder projects to.
     fusion: str = "attention"  # "concat" | "attention".
@@ -137,6 +136,7 @@ class TrainingConfig:
     dp_microbatch_size: int = 1  # examples per clipped gradient (1: per example).
     dp_delta: float = 0.0  # epsilon is reported at this delta (0: 1 / training examples).
     adversarial: dict = dataclasses.field(default_factory=dict)  # see adversarial_config.py
+    pruning: dict = dataclasses.field(default_factory=dict)  # see pruning_config.py
 
 
 @dataclasses.dataclass

@@ -57,7 +57,8 @@ class LogMelSpectrogram(keras.layers.Layer):
         # CPU time at the quickstart's shapes).
         power = tf.math.square(tf.math.real(stft)) + tf.math.square(tf.math.imag(stft))
         mel = tf.tensordot(power, self._mel_matrix, 1)
-        return tf.math.log(mel + self.log_offset)[..., tf.newaxis]
+        # expand_dims, not [..., tf.newaxis]: LiteRT has no builtin StridedSlice with a new axis.
+        return tf.expand_dims(tf.math.log(mel + self.log_offset), -1)
 
     def compute_output_shape(self, input_shape):
         frames = None

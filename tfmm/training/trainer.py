@@ -33,6 +33,7 @@ from tfmm.tasks import get_task
 from tfmm.run_folder import RunFolder, history_by_metric
 from tfmm.training.adversarial import AdversarialTraining
 from tfmm.training.dp_sgd import PrivateGradients
+from tfmm.training.pruning import MagnitudePruning
 from tfmm.training.history import INFERENCE_PREFIX, mode_divergence_warning
 from tfmm.training.optimizer import build_optimizer
 from tfmm.training.strategy import StrategyError, is_chief, resolve_jit_compile
@@ -119,6 +120,7 @@ class Trainer:
             self.checkpoint, self._scratch_dir or self.checkpoint_dir,
             max_to_keep=training.keep_checkpoints)
         self.history = self.run_folder.read_history()
+        self.pruning = MagnitudePruning.for_training(model, training, strategy)  # pruning.py
         self.train_step = self._build_train_step()
 
     @classmethod
@@ -199,6 +201,7 @@ class Trainer:
             features, targets = batch
             with random_streams():
                 loss, score = self.strategy.run(replica_step, args=(features, targets))
+            self.pruning.after_step(self.optimizer.iterations)  # masks after the update
             reduce = tf.distribute.ReduceOp.SUM
             return (self.strategy.reduce(reduce, loss, axis=None),
                     self.strategy.reduce(reduce, score, axis=None))
