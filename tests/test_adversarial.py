@@ -60,7 +60,7 @@ def test_fgm_perturbation_has_norm_epsilon_along_each_examples_gradient():
     zero gradient (its logits do not depend on the input) is left as it is."""
     import tensorflow as tf
 
-    from tfmm.training.adversarial import InputAttack
+    from tfmm.adversarial_attack import InputAttack
 
     model = _tiny_classifier(hidden=8)
     features, targets = _batch()
@@ -87,7 +87,7 @@ def test_fgm_perturbation_has_norm_epsilon_along_each_examples_gradient():
 
 
 def test_pgd_stays_in_the_ball_and_raises_the_loss_at_least_as_much_as_fgm():
-    from tfmm.training.adversarial import InputAttack
+    from tfmm.adversarial_attack import InputAttack
 
     model = _tiny_classifier(seed=3, hidden=16)
     features, targets = _batch(size=16, seed=4)

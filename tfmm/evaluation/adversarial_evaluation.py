@@ -1,7 +1,7 @@
 """Robust accuracy: a finished run scored on a manifest whose image / audio inputs are perturbed
 by FGM or PGD (`evaluate.py RUN --data M --attack fgm --attack-epsilon E`).
 
-The attack is the one adversarial training uses (`tfmm.training.adversarial.InputAttack`), run
+The attack is the one adversarial training uses (`tfmm.adversarial_attack.InputAttack`), run
 against the model in inference mode: the gradient of the task's loss on the true labels with
 respect to each example's input, scaled per example to L2 norm epsilon (in the input's units:
 pixels in [0, 255], waveform samples about [-1, 1]). Each epsilon writes one report,
@@ -23,7 +23,7 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.run_folder import RunFolder, load_finished_run
 from tfmm.tasks import get_task
-from tfmm.training.adversarial import InputAttack
+from tfmm.adversarial_attack import InputAttack
 
 
 def attack_settings(method: str, epsilon: float, steps: int = 0, step_size: float = 0.0,
