@@ -17,6 +17,7 @@ from tfmm.explain.fusion_attention import attention_weights
 from tfmm.explain.integrated_gradients import IntegratedGradients, check_method
 from tfmm.explain.modality_paths import BASELINES, ModalityPaths
 from tfmm.explain.removal import removal_importance
+from tfmm.tasks import get_task
 
 
 @dataclasses.dataclass
@@ -72,10 +73,7 @@ class ExampleExplainer:
     def explained_indices(self, outputs) -> np.ndarray:
         """int [B]: the class each example's explanation is about (the predicted one; target 0
         for regression)."""
-        outputs = np.asarray(outputs)
-        if self.task_name == "regression":
-            return np.zeros(len(outputs), np.int64)
-        return outputs.argmax(axis=-1)
+        return get_task(self.task_name).explained_index(np.asarray(outputs)).numpy()
 
     def explain_batch(self, features, rows, labels=()) -> list:
         """Explanations of a batch.
@@ -121,16 +119,8 @@ class ExampleExplainer:
         return explanations
 
     def _record(self, row, labels, output, index, attribution, one) -> dict:
-        if self.task_name == "multiclass":
-            probabilities = tf.nn.softmax(output).numpy()
-            predicted, score = labels[index], float(probabilities[index])
-            correct = row.label == predicted
-        elif self.task_name == "multilabel":
-            predicted = [label for label, logit in zip(labels, output) if logit > 0]
-            score = float(1 / (1 + np.exp(-output[index])))
-            correct = set(row.label) == set(predicted)
-        else:
-            predicted, score, correct = output.tolist(), float(output[0]), None
+        predicted, score, correct = get_task(self.task_name).explained_answer(
+            output, index, labels, row.label)
         record = {"id": row.id, "label": row.label if row.target is None else list(row.target),
                   "predicted": predicted, "explained": labels[index] if labels else index,
                   "score": score, "correct": correct, "fields": dict(row.extra),

@@ -23,6 +23,7 @@ from tfmm.explain.figures import plot_explanation
 from tfmm.explain.summary import plot_summary, summarize
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.run_folder import load_finished_run
+from tfmm.tasks import get_task
 
 EXPLAINABLE_TASKS = ("multiclass", "multilabel", "regression")
 
@@ -82,7 +83,7 @@ def explain_run(path: str, data_path: str, ids=None, limit=None, out_dir=None,
     config = run.config
     task = config.data.task
     out_dir = out_dir or os.path.join(run.folder.path, "explain")
-    if task == "qa":
+    if not get_task(task).reads_jsonl_manifests:  # question answering: SQuAD files, spans
         from tfmm.explain.explain_span_run import explain_span_run
 
         os.makedirs(out_dir, exist_ok=True)

@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmm.errors import UserError
+from tfmm.tasks import get_task
 
 METHODS = ("integrated_gradients", "gradient_x_input")
 # What explain.py accepts: an attribution method, or "none" (removal and attention only).
@@ -45,11 +46,7 @@ def task_score(task_name: str, outputs, index):
     multiclass: softmax probability of class `index`; multilabel: sigmoid of its logit;
     regression: target `index` of the prediction.
     """
-    if task_name == "multiclass":
-        return tf.gather(tf.nn.softmax(outputs, axis=-1), index, axis=1)
-    if task_name == "multilabel":
-        return tf.gather(tf.math.sigmoid(outputs), index, axis=1)
-    return tf.gather(outputs, index, axis=1)
+    return tf.gather(get_task(task_name).explained_scores(outputs), index, axis=1)
 
 
 @dataclasses.dataclass

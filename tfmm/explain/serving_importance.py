@@ -29,8 +29,7 @@ def removal_importance_graph(model, features, task_name: str) -> dict:
     """{modality: float32 [B]} removal importance in graph mode (NaN where undefined)."""
     (output,) = model(features, training=False).values()
     output = tf.cast(output, tf.float32)
-    index = (tf.zeros(tf.shape(output)[:1], tf.int32) if task_name == "regression"
-             else tf.argmax(output, axis=-1, output_type=tf.int32))
+    index = get_task(task_name).explained_index(output)
 
     def chosen(values):
         scores = tf.stack([task_score(task_name, values, k) for k in range(values.shape[-1])], 1)

@@ -69,6 +69,9 @@ class _ClassificationTask(Task):
     def _logits(self, outputs):
         return as_float32(outputs["logits"])
 
+    def explained_index(self, outputs):
+        return tf.argmax(outputs, axis=-1, output_type=tf.int32)  # the predicted class
+
     @staticmethod
     def _label_index(labels) -> dict:
         """{class name: class index} in the vocabulary's order."""
@@ -115,6 +118,13 @@ class MulticlassTask(_ClassificationTask):
     def per_example_score(self, targets, outputs):
         predicted = tf.argmax(self._logits(outputs), -1, output_type=tf.int32)
         return as_float32(tf.equal(predicted, tf.cast(targets, tf.int32)))
+
+    def explained_scores(self, outputs):
+        return tf.nn.softmax(as_float32(outputs), axis=-1)
+
+    def explained_answer(self, output, index, labels, answer):
+        probabilities = tf.nn.softmax(as_float32(output)).numpy()
+        return labels[index], float(probabilities[index]), answer == labels[index]
 
     def probabilities(self, outputs) -> np.ndarray:
         """float [N, C] softmax probabilities of the collected logits."""
@@ -191,6 +201,13 @@ class MultilabelTask(_ClassificationTask):
         # A logit > 0 is a probability > 0.5 = MULTILABEL_THRESHOLD.
         predicted = as_float32(self._logits(outputs) > 0.0)
         return as_float32(tf.reduce_all(tf.equal(predicted, as_float32(targets)), -1))
+
+    def explained_scores(self, outputs):
+        return tf.math.sigmoid(as_float32(outputs))
+
+    def explained_answer(self, output, index, labels, answer):
+        predicted = [label for label, logit in zip(labels, output) if logit > 0]
+        return predicted, float(1 / (1 + np.exp(-output[index]))), set(answer) == set(predicted)
 
     def probabilities(self, outputs) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.asarray(outputs["logits"], np.float64)))

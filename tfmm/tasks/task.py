@@ -94,6 +94,21 @@ class Task:
         """One line with the metrics a community reports for the task."""
         raise NotImplementedError
 
+    # --- explanation (tfmm/explain) ----------------------------------------------------------
+    def explained_scores(self, outputs):
+        """float32 [N, K]: what explanations attribute, per unit of the head's output [N, K]
+        (graph-safe): the prediction itself here; probabilities for classification."""
+        return as_float32(outputs)
+
+    def explained_index(self, outputs):
+        """int32 [N]: the output unit each explanation is about (target 0 here; the predicted
+        class for classification)."""
+        return tf.zeros(tf.shape(outputs)[:1], tf.int32)
+
+    def explained_answer(self, output: np.ndarray, index: int, labels, answer) -> tuple:
+        """(predicted answer, explained score, correct or None) of one example's output [K]."""
+        return output.tolist(), float(output[index]), None
+
     # --- serving -----------------------------------------------------------------------------
     def serving_outputs(self, outputs: dict, label_table: tf.Tensor) -> dict:
         """The serving signature's outputs from the model's outputs (in a tf.function)."""
