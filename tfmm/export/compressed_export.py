@@ -55,19 +55,8 @@ def export_savedmodel(model, run, export_dir: str) -> str:
     """The raw-input serving SavedModel of training's export, for `model` (e.g. Keras int8)."""
     from tfmm.recipes import recipe_for
 
-    config = run.config
-    if recipe_for(config.data.task).task.name == "qa":
-        from tfmm.export.span_serving import export_span_serving_model
-        from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
-
-        return export_span_serving_model(model, load_bert_tokenizer(config.model.text_preset),
-                                         config.qa, export_dir)
-    from tfmm.export.serving_model import export_serving_model
-    from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
-
-    preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
-    return export_serving_model(model, preprocessor, config.data.task,
-                                run.run_info.get("labels", []), export_dir)
+    recipe_for(run.config.data.task).export_finished(model, run, export_dir)
+    return export_dir
 
 
 def export_compressed(run_path: str, format: str, quantize: str, representative: int = 100,

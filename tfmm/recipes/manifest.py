@@ -172,6 +172,10 @@ class ManifestRecipe(Recipe):
         export_serving_model(model, self._preprocessor(config), self.task.name, data.labels,
                              export_dir)
 
+    def export_finished(self, model, run, export_dir):
+        export_serving_model(model, self._preprocessor(run.config), self.task.name,
+                             run.run_info.get("labels", []), export_dir)
+
     def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
                       drop_modalities=(), drop_fraction=1.0):
         config = run.config

@@ -128,6 +128,11 @@ class QuestionAnsweringRecipe(Recipe):
     def export(self, model, config, data, export_dir):
         export_span_serving_model(model, data.tokenizer, config.qa, export_dir)
 
+    def export_finished(self, model, run, export_dir):
+        config = run.config
+        export_span_serving_model(model, load_bert_tokenizer(config.model.text_preset), config.qa,
+                                  export_dir)
+
     def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
                       drop_modalities=(), drop_fraction=1.0):
         check_removable(("text",), drop_modalities)  # questions and contexts are its one input

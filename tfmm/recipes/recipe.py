@@ -62,6 +62,11 @@ class Recipe:
         """Writes the serving SavedModel into `export_dir`."""
         raise NotImplementedError
 
+    def export_finished(self, model, run, export_dir: str):
+        """The same serving SavedModel for `model` (e.g. a compressed copy) of a finished run
+        (`tfmm.run_folder.FinishedRun`), from what the run folder holds."""
+        raise NotImplementedError
+
     def evaluate_file(self, run, data_path: str, out_dir: str, name: str, batch_size: int,
                       skip_invalid: bool, log=print, drop_modalities=(),
                       drop_fraction: float = 1.0) -> dict:
