@@ -75,12 +75,13 @@ def parse_arguments(argv):
 
 def main(argv=None):
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    from tfmm.errors import UserError
+    from tfmm.errors import UserError, exit_code
     from tfmm.evaluation.evaluate_run import evaluate_run, sweep_modality_removal
 
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)
-    try:
+
+    def evaluate():  # what the flags ask for
         if arguments.attack and arguments.noise_snr is not None:
             raise UserError("give --attack or --noise-snr, not both")
         if arguments.model.endswith(".tflite"):
@@ -109,10 +110,8 @@ def main(argv=None):
         else:
             evaluate_run(arguments.model, arguments.data,
                          drop_modalities=arguments.drop_modality, **common)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+
+    return exit_code(evaluate)
 
 
 if __name__ == "__main__":

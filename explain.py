@@ -41,17 +41,13 @@ def parse_arguments(argv):
 
 def main(argv=None):
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    from tfmm.errors import UserError
+    from tfmm.errors import exit_code
     from tfmm.explain.explain_run import explain_run
 
-    try:
-        explain_run(arguments.model, arguments.data, ids=arguments.ids, limit=arguments.limit,
-                    out_dir=arguments.out, steps=arguments.steps, method=arguments.method,
-                    batch_size=arguments.batch_size, figures=not arguments.no_figures)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: explain_run(
+        arguments.model, arguments.data, ids=arguments.ids, limit=arguments.limit,
+        out_dir=arguments.out, steps=arguments.steps, method=arguments.method,
+        batch_size=arguments.batch_size, figures=not arguments.no_figures))
 
 
 if __name__ == "__main__":

@@ -32,16 +32,12 @@ def parse_arguments(argv):
 
 def main(argv=None):
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
-    from tfmm.errors import UserError
+    from tfmm.errors import exit_code
     from tfmm.export.compressed_export import export_compressed
 
-    try:
-        export_compressed(arguments.run, arguments.format, arguments.quantize,
-                          representative=arguments.representative, out=arguments.out)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: export_compressed(
+        arguments.run, arguments.format, arguments.quantize,
+        representative=arguments.representative, out=arguments.out))
 
 
 if __name__ == "__main__":
