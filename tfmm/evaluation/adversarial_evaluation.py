@@ -11,9 +11,9 @@ clean figures beside them (`clean`).
 
 import os
 
-import numpy as np
 import tensorflow as tf
 
+from tfmm.adversarial_attack import InputAttack
 from tfmm.adversarial_config import AdversarialConfig
 from tfmm.atomic_write import write_json
 from tfmm.data.dataset import ExamplePipeline
@@ -23,7 +23,6 @@ from tfmm.evaluation.predict import predict_dataset
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.run_folder import RunFolder, load_finished_run
 from tfmm.tasks import get_task
-from tfmm.adversarial_attack import InputAttack
 
 
 def attack_settings(method: str, epsilon: float, steps: int = 0, step_size: float = 0.0,
@@ -67,16 +66,7 @@ def attacked_predictions(model, dataset, task, settings):
         outputs = model(perturbed, training=False)
         return task.select_outputs(outputs), task.per_example_loss(targets, outputs)
 
-    all_outputs, all_targets, all_losses = [], [], []
-    for features, targets in dataset:
-        outputs, losses = step(features, targets)
-        all_outputs.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), outputs))
-        all_targets.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), targets))
-        all_losses.append(losses.numpy())
-    concatenate = lambda *arrays: np.concatenate(arrays)  # noqa: E731
-    return (tf.nest.map_structure(concatenate, *all_outputs),
-            tf.nest.map_structure(concatenate, *all_targets),
-            float(np.concatenate(all_losses).mean()))
+    return predict_dataset(model, dataset, task, step=step)
 
 
 def evaluate_under_attack(path: str, data_path: str, method: str, epsilons, steps: int = 0,

@@ -30,20 +30,22 @@ def predict_step(model, task):
     return steps[task.name]
 
 
-def predict_dataset(model, dataset: tf.data.Dataset, task):
+def predict_dataset(model, dataset: tf.data.Dataset, task, step=None):
     """Outputs of `model` in inference mode over every batch of `dataset`.
 
     Args:
         model: a tfmm model (dict in, dict out).
         dataset: batches of (features, targets).
         task: a `tfmm.tasks.Task` (or its name).
+        step: function (features, targets) -> (selected outputs, per-example losses [B]) run on
+            each batch; `predict_step(model, task)` (the plain forward pass) when None.
 
     Returns:
         (outputs, targets, mean_loss): outputs {output key: float32 [N, ...]} for the task's
         `output_keys`, targets as encoded in the dataset (arrays, or a dict of arrays, rows
         concatenated), and the loss averaged over the N examples.
     """
-    step = predict_step(model, task)
+    step = step or predict_step(model, task)
     all_outputs, all_targets, all_losses = [], [], []
     for features, targets in dataset:
         outputs, losses = step(features, targets)
