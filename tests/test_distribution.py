@@ -8,14 +8,12 @@ hard timeouts on loopback only; see tests/helpers/.
 import json
 import os
 import re
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 
 from helpers import tiny
+from helpers.loopback_workers import run_two_workers
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 PYTHON_OPS = {"PyFunc", "PyFuncStateless", "EagerPyFunc"}
@@ -278,28 +276,10 @@ def test_two_workers_on_loopback_agree_and_only_the_chief_writes(tiny_config, tm
 
     def run_cluster(timeout):
         """Starts both workers, waits for both; returns [(exit code, output)]."""
-        cluster = {"worker": [f"127.0.0.1:{tiny.free_port()}" for _ in range(2)]}
-        processes = []
-        try:
-            for index in range(2):
-                env = tiny.subprocess_env(
-                    TF_CONFIG=json.dumps({"cluster": cluster,
-                                          "task": {"type": "worker", "index": index}}),
-                    TMPDIR=scratch[index])
-                processes.append(subprocess.Popen(
-                    [sys.executable, os.path.join(HELPERS, "train_worker.py"), config,
-                     weights[index], "--set", f"training.run_dir={run_dirs[index]}"],
-                    cwd=tiny.REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT, text=True))
-            deadline = time.time() + timeout
-            outputs = [process.communicate(timeout=max(1.0, deadline - time.time()))[0]
-                       for process in processes]
-            return [(process.returncode, output) for process, output in zip(processes, outputs)]
-        finally:
-            for process in processes:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
+        return run_two_workers(
+            lambda index: [os.path.join(HELPERS, "train_worker.py"), config, weights[index],
+                           "--set", f"training.run_dir={run_dirs[index]}"],
+            timeout, env_of=lambda index: {"TMPDIR": scratch[index]})
 
     results = run_cluster(540)
     for code, output in results:

@@ -2,13 +2,11 @@
 
 import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from helpers import tiny
+from helpers.loopback_workers import run_two_workers
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 
@@ -38,28 +36,6 @@ def test_fewer_shards_than_workers_is_a_clear_error(tiny_preset, tiny_manifest, 
         pipeline.check_workers(3)
 
 
-def _run_workers(script_args, timeout):
-    """Starts two loopback workers running helpers/SCRIPT; returns [(exit code, output)]."""
-    cluster = {"worker": [f"127.0.0.1:{tiny.free_port()}" for _ in range(2)]}
-    processes = []
-    try:
-        for index in range(2):
-            env = tiny.subprocess_env(TF_CONFIG=json.dumps(
-                {"cluster": cluster, "task": {"type": "worker", "index": index}}))
-            processes.append(subprocess.Popen(
-                [sys.executable, *script_args(index)], cwd=tiny.REPO_ROOT, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-        deadline = time.time() + timeout
-        outputs = [process.communicate(timeout=max(1.0, deadline - time.time()))[0]
-                   for process in processes]
-        return [(process.returncode, output) for process, output in zip(processes, outputs)]
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-
-
 @pytest.mark.slow
 def test_each_of_two_workers_reads_only_its_own_shards(tiny_preset, tmp_path):
     """Regression targets = row numbers: worker k is given exactly the rows of shards k, k+2."""
@@ -75,7 +51,7 @@ def test_each_of_two_workers_reads_only_its_own_shards(tiny_preset, tmp_path):
                                     "batch_size": 4})
     config_path = tiny.write_config(tmp_path / "config.json", config)
     outputs = [str(tmp_path / f"worker{index}.json") for index in range(2)]
-    results = _run_workers(lambda index: [os.path.join(HELPERS, "records_worker.py"),
+    results = run_two_workers(lambda index: [os.path.join(HELPERS, "records_worker.py"),
                                           config_path, outputs[index]], 400)
     for code, output in results:
         assert code == 0, output[-4000:]
@@ -97,7 +73,7 @@ def test_two_workers_train_from_shards(tiny_preset, tiny_manifest, tmp_path):
                               data={"train_manifest": "", "cache": "none",
                                     "train_records": str(tmp_path / "records" / "train-*")})
     config_path = tiny.write_config(tmp_path / "config.json", config)
-    results = _run_workers(lambda index: [
+    results = run_two_workers(lambda index: [
         os.path.join(HELPERS, "train_worker.py"), config_path,
         str(tmp_path / f"weights{index}.npz"), "--set",
         f"training.run_dir={tmp_path / f'run{index}'}"], 500)
