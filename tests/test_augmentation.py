@@ -274,7 +274,16 @@ def test_the_augmented_model_saves_and_loads(tiny_preset, tmp_path):
     clean = np.asarray(model(inputs, training=False)["logits"])
     np.testing.assert_allclose(loaded(inputs, training=False)["logits"], clean, rtol=1e-5,
                                atol=1e-6)
-    assert not np.allclose(model(inputs, training=True)["logits"], clean)  # dropout is 0
+    # With dropout 0 the only random draws in training mode are the augmentation's: two
+    # training-mode calls differ, and they agree for the same model built without augmentation
+    # (BatchNorm on the batch alone would move training mode away from `clean` too).
+    assert not np.allclose(model(inputs, training=True)["logits"],
+                           model(inputs, training=True)["logits"])
+    plain_config = config_from_dict(tiny_config(tiny_preset, "m.jsonl", str(tmp_path),
+                                                model={"dropout": 0.0})).validate()
+    plain = build_multimodal_model(plain_config, 2)
+    np.testing.assert_allclose(plain(inputs, training=True)["logits"],
+                               plain(inputs, training=True)["logits"], rtol=1e-6, atol=1e-7)
 
 
 @pytest.fixture(scope="module")
