@@ -189,8 +189,13 @@ def _read_lines(path):
 
 
 def _infer_labels(rows, task) -> tuple:
-    """Sorted unique labels: numerically when all are integers, else lexicographically."""
-    names = {name for row in rows for name in task.label_names(row)}
+    """Sorted unique labels of the rows (see `sort_labels`)."""
+    return sort_labels({name for row in rows for name in task.label_names(row)})
+
+
+def sort_labels(names) -> tuple:
+    """A label vocabulary's order: numerically when all are integers, else lexicographically
+    (manifests and packed shards number their classes the same way)."""
     if names and all(re.fullmatch(r"[+-]?\d+", name) for name in names):
         return tuple(sorted(names, key=lambda name: (int(name), name)))
     return tuple(sorted(names))

@@ -7,11 +7,11 @@ and other fields, for class weights and grouped reports) are read from the shard
 
 import dataclasses
 import json
-import re
 from typing import Any, Optional
 
 import tensorflow as tf
 
+from tfmm.data.manifest import sort_labels
 from tfmm.data.record_format import RecordsError, parse_example, shards_of_pattern
 
 CYCLE_LENGTH = 8  # shards read at once (parallel interleave); also fixes the reading order
@@ -95,13 +95,6 @@ class RecordSource:
         return self._rows
 
 
-def _sorted_labels(names) -> tuple:
-    """Numerically when all are integers, else lexicographically (as a manifest's labels)."""
-    if names and all(re.fullmatch(r"[+-]?\d+", name) for name in names):
-        return tuple(sorted(names, key=lambda name: (int(name), name)))
-    return tuple(sorted(names))
-
-
 def read_records_for_config(pattern: str, data_config, labels=None) -> RecordSource:
     """The shards of `pattern`, checked against a DataConfig: the task, the modalities packed,
     the labels, the sample rates.
@@ -149,6 +142,6 @@ def read_records_for_config(pattern: str, data_config, labels=None) -> RecordSou
         if unknown:
             raise RecordsError(f"{pattern}: the records hold labels {unknown[:20]} that are not "
                                f"among the known labels {list(known)[:20]}")
-    class_names = (known or _sorted_labels(packed_labels)) if task.has_classes else ()
+    class_names = (known or sort_labels(packed_labels)) if task.has_classes else ()
     return RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
                         class_names, data_config.skip_invalid, indexes)

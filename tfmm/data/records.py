@@ -58,15 +58,16 @@ class RecordPipeline:
         preprocessor: the `MultimodalPreprocessor` of the model.
         task: the `tfmm.tasks.Task` (or its name) whose targets the records hold.
         cache: `data.cache`: True | "memory", False | "none", or a file path prefix.
-        cycle_length: shards read at once.
     """
 
-    def __init__(self, source, preprocessor, task, cache=False, cycle_length=CYCLE_LENGTH):
+    def __init__(self, source, preprocessor, task, cache=False):
         self.source = self.manifest = source
         self.preprocessor = preprocessor
         self.task = get_task(task)
         self.cache = cache_setting(cache)
-        self.cycle_length = max(1, min(cycle_length, len(source.shards)))
+        # The order `tfmm.data.record_source.ordered_records` reads (the source's rows): keep
+        # the two in step.
+        self.cycle_length = max(1, min(CYCLE_LENGTH, len(source.shards)))
         self.num_examples = source.num_examples
         self.skip_invalid = source.skip_invalid
         labels = tf.constant(list(source.labels) or [""], tf.string)
