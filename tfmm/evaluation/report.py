@@ -16,7 +16,7 @@ from tfmm.tasks import get_task
 
 def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: int = 64,
                       history=None, name: str = "test", group_field: str = "",
-                      drop_modalities=(), drop_fraction: float = 1.0) -> dict:
+                      drop_modalities=(), drop_fraction: float = 1.0, extra=None) -> dict:
     """Runs `model` over a pipeline and writes the report and its plots to out_dir.
 
     Args:
@@ -32,6 +32,7 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
             task's score (accuracy, subset accuracy or MAE) for each of its values.
         drop_modalities: modalities removed (mask 0) from a `drop_fraction` share of the
             examples (`tfmm.evaluation.modality_removal`); recorded in the report.
+        extra: optional {key: value} added to the report (e.g. the noise level it was run at).
 
     Returns:
         The report dict (metrics, the loss, file names of the plots).
@@ -44,9 +45,14 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
     if drop_modalities:
         report["dropped_modalities"] = {"modalities": list(drop_modalities),
                                         "fraction": drop_fraction}
-    if group_field:
+    rows = pipeline.manifest.rows
+    if group_field and len(rows) != len(outputs[task.output_keys[0]]):
+        # Shards read with skip_invalid drop records the source's rows still list: the rows
+        # no longer line up with the predictions, so no per-group figures rather than wrong ones.
+        report["by_" + group_field] = None
+    elif group_field:
         report["by_" + group_field] = grouped_scores(
-            task, [row.extra.get(group_field) for row in pipeline.manifest.rows], outputs, targets)
+            task, [row.extra.get(group_field) for row in rows], outputs, targets)
     tf.io.gfile.makedirs(out_dir)
     folder = RunFolder(out_dir)
     plots = task.write_plots(report, outputs, targets, labels, out_dir, name)
@@ -54,6 +60,7 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
         plots["training_curves"] = plot_training_curves(
             history, folder.training_curves)
     report["plots"] = {key: os.path.basename(path) for key, path in plots.items()}
+    report.update(extra or {})
     write_json(folder.report(name), report)
     return report
 
