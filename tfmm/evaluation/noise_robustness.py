@@ -19,10 +19,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from tfmm.atomic_write import write_json
-from tfmm.data.manifest import read_manifest_for_config
 from tfmm.errors import UserError
 from tfmm.evaluation.modality_removal import check_removable
-from tfmm.evaluation.plots import _write_figure
+from tfmm.evaluation.plots import write_figure
 from tfmm.evaluation.report import evaluate_pipeline
 from tfmm.models.audio_augmentation import add_noise_at_snr
 from tfmm.recipes import recipe_for
@@ -102,12 +101,7 @@ def sweep_noise_levels(path: str, data_path: str, levels, out_dir=None, name=Non
     recipe = recipe_for(config.data.task)
     task = recipe.task
     removed = check_removable(config.data.modalities, drop_modalities)
-    config.data.skip_invalid = skip_invalid
-    labels = tuple(run.run_info["labels"])
-    manifest = read_manifest_for_config(data_path, config.data,
-                                        labels=labels if task.has_classes else None)
-    log(manifest.summary())
-    pipeline = recipe._pipeline(manifest, recipe._preprocessor(config))
+    pipeline, labels = recipe.file_pipeline(run, data_path, skip_invalid, log)
     history = history_by_metric(run.folder.read_history()) or None
     reports = RunFolder(out_dir) if out_dir else run.folder
     name = name or os.path.splitext(os.path.basename(data_path))[0]
@@ -115,11 +109,11 @@ def sweep_noise_levels(path: str, data_path: str, levels, out_dir=None, name=Non
     for snr_db in levels:
         report_name = name if snr_db is None else f"{name}_snr{snr_db:g}db"
         report = evaluate_pipeline(run.model, NoisyPipeline(pipeline, snr_db, seed), task,
-                                   labels, reports.path, batch_size, history=history,
+                                   labels, reports.path, batch_size,
+                                   history=history if snr_db is None else None,
                                    name=report_name, group_field=config.data.report_group_field,
-                                   drop_modalities=removed, drop_fraction=drop_fraction)
-        report["noise_snr_db"] = snr_db
-        write_json(reports.report(report_name), report)
+                                   drop_modalities=removed, drop_fraction=drop_fraction,
+                                   extra={"noise_snr_db": snr_db})
         log(f"{report_name} ({level_name(snr_db)}): {task.headline(report)}")
         row = {"snr_db": snr_db, task.score_name: report[task.score_name]}
         row.update({key: report[key] for key in ("macro_f1",) if key in report})
@@ -178,4 +172,4 @@ def plot_score_vs_snr(curves: dict, score_name: str, path: str,
     axes.grid(True, alpha=0.3)
     axes.legend(fontsize=8)
     axes.set_title(title)
-    return _write_figure(figure, path)
+    return write_figure(figure, path)

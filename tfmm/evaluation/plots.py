@@ -102,7 +102,7 @@ def plot_confusion_matrix(confusion_matrix, class_names: Sequence[str], path: st
         present = row_totals[:, 0] > 0
         accuracy += f", balanced accuracy {np.mean(np.diag(shares)[present]):.3f}"
     axes.set_title(f"{title}\n({total} examples{accuracy})")
-    return _write_figure(figure, path)
+    return write_figure(figure, path)
 
 
 def plot_training_curves(history: dict, path: str, title: str = "Training") -> str:
@@ -177,7 +177,7 @@ def plot_training_curves(history: dict, path: str, title: str = "Training") -> s
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8)
     figure.suptitle(title)
-    return _write_figure(figure, path)
+    return write_figure(figure, path)
 
 
 def plot_regression_scatter(targets, predictions, path: str,
@@ -240,14 +240,14 @@ def plot_regression_scatter(targets, predictions, path: str,
         axes.grid(True, alpha=0.3)
         axes.legend(fontsize=8, loc="upper left")
     figure.suptitle(f"{title} ({targets.shape[0]} examples)")
-    return _write_figure(figure, path)
+    return write_figure(figure, path)
 
 
 def _clip(value: float, low: float, high: float) -> float:
     return float(min(max(value, low), high))
 
 
-def _write_figure(figure: Figure, path: str) -> str:
+def write_figure(figure: Figure, path: str) -> str:
     """Renders `figure` to PNG and writes it to `path` (temporary name, then renamed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=_DOTS_PER_INCH)

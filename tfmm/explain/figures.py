@@ -10,7 +10,7 @@ fusion's attention weights per layer and head.
 import numpy as np
 from matplotlib.figure import Figure
 
-from tfmm.evaluation.plots import _write_figure
+from tfmm.evaluation.plots import write_figure
 
 
 def _title(record) -> str:
@@ -121,7 +121,7 @@ def plot_explanation(explanation, modalities, path: str) -> str:
     _draw_importance(figure.add_subplot(grid[1, 2]), record)
     if record.get("fusion_attention"):
         _draw_attention(figure.add_subplot(grid[2, 2]), record["fusion_attention"], modalities)
-    return _write_figure(figure, path)
+    return write_figure(figure, path)
 
 
 def plot_span_explanation(record, path: str) -> str:
@@ -140,4 +140,4 @@ def plot_span_explanation(record, path: str) -> str:
                      f"{key} logit (token {record[key]}): question {share['question']:.0%}, "
                      f"context {share['context']:.0%} of the attribution mass",
                      line_height=1.0 / (lines + 1))
-    return _write_figure(figure, path)
+    return write_figure(figure, path)

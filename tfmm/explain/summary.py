@@ -7,7 +7,7 @@
 import numpy as np
 from matplotlib.figure import Figure
 
-from tfmm.evaluation.plots import _write_figure
+from tfmm.evaluation.plots import write_figure
 
 METHODS = ("removal", "attribution")
 
@@ -93,7 +93,7 @@ def plot_summary(summary, modalities, path: str, grouping: str = "") -> str:
         axes.set_title(f"mean {method} importance {grouping.replace('_', ' ')}", fontsize=9)
         axes.legend(fontsize=7)
     figure.tight_layout()
-    return _write_figure(figure, path)
+    return write_figure(figure, path)
 
 
 def needed_modality_shares(records, group_field: str, needs: dict) -> dict:

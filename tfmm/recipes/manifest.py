@@ -176,16 +176,22 @@ class ManifestRecipe(Recipe):
         export_serving_model(model, self._preprocessor(run.config), self.task.name,
                              run.run_info.get("labels", []), export_dir)
 
-    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
-                      drop_modalities=(), drop_fraction=1.0):
+    def file_pipeline(self, run, data_path: str, skip_invalid: bool, log=print) -> tuple:
+        """(pipeline, labels) of a manifest file read with a finished run's settings and
+        label vocabulary, as `evaluate_file` scores it (also for noise and attack sweeps)."""
         config = run.config
-        removed = check_removable(config.data.modalities, drop_modalities)
         config.data.skip_invalid = skip_invalid
         labels = tuple(run.run_info["labels"])
         manifest = read_manifest_for_config(data_path, config.data,
                                             labels=labels if self.task.has_classes else None)
         log(manifest.summary())
-        pipeline = self._pipeline(manifest, self._preprocessor(config))
+        return self._pipeline(manifest, self._preprocessor(config)), labels
+
+    def evaluate_file(self, run, data_path, out_dir, name, batch_size, skip_invalid, log=print,
+                      drop_modalities=(), drop_fraction=1.0):
+        config = run.config
+        removed = check_removable(config.data.modalities, drop_modalities)
+        pipeline, labels = self.file_pipeline(run, data_path, skip_invalid, log)
         history = history_by_metric(run.folder.read_history()) or None
         return evaluate_pipeline(run.model, pipeline, self.task, labels, out_dir, batch_size,
                                  history=history, name=name,
