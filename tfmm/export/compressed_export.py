@@ -18,7 +18,6 @@ from tfmm.errors import UserError
 from tfmm.export.litert import QUANTIZATIONS, convert_to_litert, representative_features
 
 FORMATS = ("litert", "savedmodel")
-QUANTIZE_CHOICES = ("none", "dynamic", "int8", "keras-int8")
 _LITERT_NAMES = {"none": "float32", "dynamic": "dynamic_int8", "int8": "int8"}
 _SAVEDMODEL_NAMES = {"none": "float32", "keras-int8": "keras_int8"}
 

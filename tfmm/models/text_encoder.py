@@ -68,9 +68,9 @@ def build_text_encoder(backbone: keras_hub.models.BertBackbone, sequence_length:
     feature_inputs = text_inputs()
     backbone_inputs = feature_inputs
     if augmentation is not None and augmentation.token_mask_rate > 0:
-        mask_id, special = special_token_ids or (103, (0, 100, 101, 102, 103))
-        backbone_inputs = TokenMasking(augmentation.token_mask_rate, mask_id, special, seed=seed,
-                                       name="token_masking")(feature_inputs)
+        # Without the tokenizer's ids, TokenMasking's defaults (BERT's uncased vocabulary).
+        backbone_inputs = TokenMasking(augmentation.token_mask_rate, *(special_token_ids or ()),
+                                       seed=seed, name="token_masking")(feature_inputs)
     sequence = backbone(backbone_inputs)["sequence_output"]
     pooled = MaskedMeanPooling(name="text_mean_pooling")(sequence, feature_inputs["padding_mask"])
     features = EncoderFeatures(feature_inputs, pooled, name="text_features")
