@@ -106,7 +106,11 @@ def test_raw_inputs_go_through_the_training_preprocessor(untrained):
 
 
 @pytest.mark.parametrize("quantize", [pytest.param("dynamic", marks=pytest.mark.slow), "int8"])
-def test_int8_models_stay_close_to_float32_and_shrink(untrained, quantize):
+def test_quantized_models_run_on_int8_tensors_and_dynamic_stays_close(untrained, quantize):
+    """Both quantizations write int8 tensors and give finite logits of the right shape; only
+    dynamic range is checked for closeness here. Full int8 is NOT close to float32 today (it
+    falls to chance on a trained tiny task: the strict xfail
+    test_int8_models_keep_a_trained_tasks_accuracy[int8], README "Compressed models")."""
     representative = representative_features(untrained["pipeline"].batches(8), 16)
     flatbuffer = convert_to_litert(untrained["model"], quantize, representative)
     if quantize == "int8":  # every weight in int8 (the tiny model is mostly graph, not weights)
