@@ -16,11 +16,9 @@ import tensorflow as tf
 from tfmm.adversarial_attack import InputAttack
 from tfmm.adversarial_config import AdversarialConfig
 from tfmm.atomic_write import write_json
-from tfmm.data.dataset import ExamplePipeline
-from tfmm.data.manifest import read_manifest_for_config
 from tfmm.errors import UserError
 from tfmm.evaluation.predict import predict_dataset
-from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
+from tfmm.recipes import recipe_for
 from tfmm.run_folder import RunFolder, load_finished_run
 from tfmm.tasks import get_task
 
@@ -93,13 +91,8 @@ def evaluate_under_attack(path: str, data_path: str, method: str, epsilons, step
                         f"Received a {task.name!r} run")
     all_settings = [attack_settings(method, epsilon, steps, step_size, inputs,
                                     run.model.modalities) for epsilon in epsilons]
-    config.data.skip_invalid = skip_invalid
-    labels = tuple(run.run_info["labels"])
-    manifest = read_manifest_for_config(data_path, config.data,
-                                        labels=labels if task.has_classes else None)
-    log(manifest.summary())
-    pipeline = ExamplePipeline(manifest, MultimodalPreprocessor.from_data_config(
-        config.data, config.model.text_preset), task.name)
+    pipeline, labels = recipe_for(config.data.task).file_pipeline(run, data_path, skip_invalid,
+                                                                  log)
     clean_outputs, targets, clean_loss = predict_dataset(run.model, pipeline.batches(batch_size),
                                                          task)
     clean = {"loss": clean_loss, **task.metrics(clean_outputs, targets, labels)}
@@ -113,7 +106,7 @@ def evaluate_under_attack(path: str, data_path: str, method: str, epsilons, step
         report_name = f"{name}_{settings.method}_eps{settings.epsilon:g}"
         attack = settings.to_dict()
         attack["inputs"] = list(settings.perturbed_inputs(run.model.modalities))
-        report = {"manifest": manifest.path, "task": task.name, "attack": attack, "loss": loss,
+        report = {"manifest": pipeline.manifest.path, "task": task.name, "attack": attack, "loss": loss,
                   **task.metrics(outputs, targets, labels),
                   "clean": {key: value for key, value in clean.items()
                             if not isinstance(value, (list, dict))}}
