@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfmm.explain.span_attributions import SpanAttributions, best_span
+from tfmm.config import QuestionAnsweringConfig
+from tfmm.explain.explain_span_run import explained_spans
+from tfmm.explain.span_attributions import SpanAttributions
 from tfmm.models.span_model import build_span_model
 from tfmm.models.text_encoder import load_bert_backbone
 
@@ -37,8 +39,6 @@ def test_the_split_backbone_gives_the_models_logits(window):
 def test_start_and_end_attributions_are_complete(window):
     model, features = window
     outputs = model(features, training=False)
-    start, end = best_span(outputs["start_logits"][0], outputs["end_logits"][0])
-    assert 0 <= start <= end < 14
     result = SpanAttributions(model, steps=64)(features, start=9, end=11)
     for name in ("start", "end"):
         assert result[name].shape == (16,)
@@ -49,11 +49,28 @@ def test_start_and_end_attributions_are_complete(window):
     assert result["start_logit"] == pytest.approx(float(outputs["start_logits"][0, 9]), abs=1e-4)
 
 
-def test_best_span_keeps_end_after_start():
-    start_logits = np.array([0.0, 1.0, 9.0, 0.0])
-    end_logits = np.array([0.0, 9.0, 0.0, 2.0])  # the best end (1) lies before the best start
-    assert best_span(start_logits, end_logits) == (2, 3)
-    assert best_span(start_logits, end_logits, max_answer_tokens=1) == (1, 1)
+def test_explained_span_is_the_span_evaluation_answers():
+    """explain.py explains the span the SQuAD decoder answers with: a context span (never [CLS]
+    or question tokens, which score higher here), end after start, within max_answer_length, the
+    best window across a question's windows; [CLS] (0, 0) when v2.0 decoding answers ""."""
+    # Two questions; question 0 has windows 0 and 1, question 1 has window 2. Context tokens:
+    # positions 3..6 (token_starts >= 0); [CLS] and the question tokens hold the largest logits.
+    token_starts = np.array([[-1, -1, -1, 0, 5, 9, 14, -1]] * 3)
+    windows = {"token_starts": token_starts, "token_ends": token_starts + 4,
+               "question_index": np.array([0, 0, 1])}
+    start_logits = np.array([[50, 40, 0, 1, 9, 0, 0, 0],
+                             [50, 40, 0, 1, 2, 0, 0, 0],
+                             [50, 40, 0, 9, 0, 1, 0, 0]], np.float32)
+    end_logits = np.array([[50, 40, 0, 9, 0, 2, 3, 0],   # best end (3) lies before start 4
+                           [50, 40, 0, 0, 0, 0, 0, 0],
+                           [50, 40, 0, 0, 0, 0, 8, 0]], np.float32)
+    outputs = {"start_logits": start_logits, "end_logits": end_logits}
+    qa = QuestionAnsweringConfig(max_answer_length=2)
+    assert explained_spans(windows, outputs, 2, qa) == [(0, 4, 5), (2, 3, 3)]
+    qa = QuestionAnsweringConfig(max_answer_length=30)
+    assert explained_spans(windows, outputs, 2, qa) == [(0, 4, 6), (2, 3, 6)]
+    qa = QuestionAnsweringConfig(max_answer_length=30, version_2_with_negative=True)
+    assert explained_spans(windows, outputs, 2, qa) == [(0, 0, 0), (2, 0, 0)]
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """Explaining a question-answering run's answers on a SQuAD file (explain.py on a "qa" run).
 
-Per question: the window whose best span (start <= end, `best_span`) scores highest, and the
-integrated-gradients attributions of that span's start and end logits over the window's
+Per question: the span evaluate.py answers with (`tfmm.evaluation.span_decoding.best_spans`: the
+best legal context span over the question's windows; the [CLS] "no answer" position when SQuAD
+v2.0 decoding answers ""), and the integrated-gradients attributions of that span's start and end logits over the window's
 question and context tokens (`SpanAttributions`). Writes `<id>.json` and `<id>.png` (the tokens
 highlighted twice, by start and by end attribution) and `explain_summary.json` (the records and
 the mean share of attribution mass on question vs context tokens).
@@ -15,7 +16,8 @@ import numpy as np
 from tfmm.atomic_write import write_json
 from tfmm.data.span_pipeline import SpanWindowPipeline
 from tfmm.evaluation.evaluate_squad import read_squad_file
-from tfmm.explain.span_attributions import SpanAttributions, best_span
+from tfmm.evaluation.span_decoding import best_spans
+from tfmm.explain.span_attributions import SpanAttributions
 from tfmm.preprocessing.text_preprocessor import load_bert_tokenizer
 from tfmm.recipes.qa import span_preprocessor
 
@@ -44,15 +46,11 @@ def explain_span_run(run, data_path, ids=None, limit=None, out_dir="", steps=128
     features = {key: np.asarray(arrays[key], np.int32)
                 for key in ("token_ids", "segment_ids", "padding_mask")}
     outputs = run.model.predict(features, batch_size=16, verbose=0)
+    chosen = explained_spans(arrays, outputs, len(examples), config.qa)
     attributor = SpanAttributions(run.model, steps=steps)
     records, started = [], time.perf_counter()
     for index, example in enumerate(examples):
-        windows = np.flatnonzero(np.asarray(arrays["question_index"]) == index)
-        spans = [best_span(outputs["start_logits"][w], outputs["end_logits"][w]) for w in windows]
-        scores = [outputs["start_logits"][w][s] + outputs["end_logits"][w][e]
-                  for w, (s, e) in zip(windows, spans)]
-        best = int(np.argmax(scores))
-        window, (start, end) = int(windows[best]), spans[best]
+        window, start, end = chosen[index]
         one = {key: value[window:window + 1] for key, value in features.items()}
         result = attributor(one, start, end)
         real = features["padding_mask"][window] > 0
@@ -90,3 +88,26 @@ def explain_span_run(run, data_path, ids=None, limit=None, out_dir="", steps=128
     write_json(os.path.join(out_dir, "explain_summary.json"), summary)
     log(f"records{', figures' if figures else ''} and explain_summary.json in {out_dir}")
     return summary
+
+
+def explained_spans(arrays: dict, outputs: dict, num_questions: int, qa_config) -> list:
+    """Per question (window, start, end) token positions of the answer evaluate.py gives.
+
+    The same selection as the SQuAD evaluation and the serving signature (`best_spans`); when
+    SQuAD v2.0 decoding would answer "" (or no window holds a legal span), the [CLS] position
+    (0, 0) of the window holding its best span (of its first window when none holds one).
+    """
+    best = {key: value.numpy() for key, value in best_spans(
+        arrays, outputs["start_logits"], outputs["end_logits"], num_questions,
+        qa_config.max_answer_length).items()}
+    spans = []
+    for index in range(num_questions):
+        window = int(best["window"][index])
+        no_answer = not np.isfinite(best["score"][index]) or (
+            qa_config.version_2_with_negative
+            and best["null_score"][index] - best["score"][index] > qa_config.null_score_threshold)
+        if not np.isfinite(best["score"][index]):
+            window = int(np.flatnonzero(np.asarray(arrays["question_index"]) == index)[0])
+        spans.append((window, 0, 0) if no_answer else
+                     (window, int(best["start"][index]), int(best["end"][index])))
+    return spans

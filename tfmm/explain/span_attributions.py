@@ -18,18 +18,6 @@ from tfmm.explain.integrated_gradients import ExplainMethodError
 from tfmm.explain.modality_paths import bert_from_token_embeddings
 
 
-def best_span(start_logits, end_logits, max_answer_tokens: int = 30) -> tuple:
-    """(start, end) maximising start_logits[start] + end_logits[end], start <= end < start +
-    max_answer_tokens, over one window's float [L] logits (position 0 allowed: no answer)."""
-    start_logits, end_logits = np.asarray(start_logits), np.asarray(end_logits)
-    scores = start_logits[:, None] + end_logits[None, :]
-    length = len(start_logits)
-    starts, ends = np.meshgrid(np.arange(length), np.arange(length), indexing="ij")
-    scores = np.where((ends >= starts) & (ends < starts + max_answer_tokens), scores, -np.inf)
-    start, end = np.unravel_index(int(np.argmax(scores)), scores.shape)
-    return int(start), int(end)
-
-
 class SpanAttributions:
     """Integrated gradients of a `SpanModel`'s start and end logits over token embeddings.
 
