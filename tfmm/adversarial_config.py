@@ -117,9 +117,22 @@ class AdversarialConfig:
                    steps=int(steps), step_size=float(step_size),
                    inputs=tuple(dict.fromkeys(inputs)), weight=float(weight))
 
-    def perturbed_inputs(self, modalities) -> tuple:
-        """The modalities perturbed for a model reading `modalities`."""
-        return self.inputs or tuple(name for name in PERTURBED_MODALITIES if name in modalities)
+    def perturbed_inputs(self, modalities, setting: str = "`training.adversarial`") -> tuple:
+        """The modalities perturbed for a model reading `modalities` (its input names).
+
+        Raises:
+            ConfigError (a UserError), naming `setting`: nothing to perturb, or `inputs` names a
+            modality the model does not read.
+        """
+        from tfmm.config import ConfigError
+
+        perturbed = self.inputs or tuple(name for name in PERTURBED_MODALITIES
+                                         if name in modalities)
+        if not perturbed or any(name not in modalities for name in perturbed):
+            raise ConfigError(f"{setting} perturbs image or audio inputs the model reads "
+                              f"({list(modalities)}). Received inputs: "
+                              f"{list(self.inputs) or 'none of them'}")
+        return perturbed
 
 
 def _positive_number(value) -> bool:
@@ -148,11 +161,6 @@ def check_adversarial_config(config):
         return
     data, model, training = config.data, config.model, config.training
     perturbed = settings.perturbed_inputs(data.modalities)
-    missing = [name for name in perturbed if name not in data.modalities]
-    if not perturbed or missing:
-        raise ConfigError("`training.adversarial` perturbs image or audio inputs the model reads "
-                          f"(`data.modalities` {list(data.modalities)}). Received inputs: "
-                          f"{list(settings.inputs) or 'none of them'}")
     if isinstance(settings.epsilon, dict):
         unset = [name for name in perturbed if name not in settings.epsilon]
         if unset:

@@ -35,11 +35,7 @@ def attack_settings(method: str, epsilon: float, steps: int = 0, step_size: floa
     if steps:
         values["steps"] = steps
     settings = AdversarialConfig.from_dict(values, "attack", "--attack")
-    perturbed = settings.perturbed_inputs(modalities)
-    if not perturbed or any(name not in modalities for name in perturbed):
-        raise UserError(f"--attack perturbs image or audio inputs the model reads "
-                        f"({list(modalities)}). Received --attack-inputs: "
-                        f"{list(inputs) or 'none of them'}")
+    settings.perturbed_inputs(modalities, "--attack")
     return settings
 
 

@@ -12,8 +12,7 @@ import contextlib
 import tensorflow as tf
 
 from tfmm.adversarial_attack import InputAttack
-from tfmm.adversarial_config import PERTURBED_MODALITIES, adversarial_settings
-from tfmm.config import ConfigError
+from tfmm.adversarial_config import adversarial_settings
 
 
 class AdversarialTraining:
@@ -31,13 +30,8 @@ class AdversarialTraining:
         self.label_smoothing = label_smoothing
         # The model's input names: the trained model may be the one over cached frozen features
         # (tfmm/training/feature_cache.py), which takes the raw inputs of the other encoders.
-        inputs = {tensor.name for tensor in model.inputs}
-        perturbed = settings.perturbed_inputs(
-            [name for name in PERTURBED_MODALITIES if name in inputs])
-        missing = [name for name in perturbed if name not in inputs]
-        if not perturbed or missing:
-            raise ConfigError(f"`training.adversarial` perturbs {list(perturbed)}, but the model "
-                              f"trained takes the inputs {sorted(inputs)}")
+        inputs = sorted(tensor.name for tensor in model.inputs)
+        perturbed = settings.perturbed_inputs(inputs)
         self.attack = InputAttack(settings, perturbed)
 
     @classmethod
