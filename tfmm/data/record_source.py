@@ -88,6 +88,7 @@ class RecordSource:
         self.indexes = indexes
         self.num_examples = sum(count for _, count in shards)
         self.num_targets = int(indexes[0]["num_targets"])
+        self.service = None  # `data.service`: a dict of tfmm.data.data_service.DataService
         self._rows = None
 
     def summary(self) -> str:
@@ -170,5 +171,7 @@ def read_records_for_config(pattern: str, data_config, labels=None) -> RecordSou
             raise RecordsError(f"{pattern}: the records hold labels {unknown[:20]} that are not "
                                f"among the known labels {list(known)[:20]}")
     class_names = (known or sort_labels(packed_labels)) if task.has_classes else ()
-    return RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
-                        class_names, data_config.skip_invalid, indexes)
+    source = RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
+                          class_names, data_config.skip_invalid, indexes)
+    source.service = getattr(data_config, "service", None)  # training epochs (data_service.py)
+    return source
