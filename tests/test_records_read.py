@@ -206,3 +206,16 @@ def test_a_run_trains_and_reports_from_shards(tiny_config, tiny_manifest, tmp_pa
     assert len(history) == 2 and all(np.isfinite(entry["loss"]) for entry in history)
     assert result["report"]["num_examples"] == 32 and result["report"]["manifest"] == pattern
 
+    # evaluate.py scores the finished run from the shards with the manifest's report.
+    import evaluate
+
+    out = str(tmp_path / "reports")
+    assert evaluate.main([run_dir, "--data", pattern, "--out", out]) == 0
+    with open(os.path.join(out, "train_report.json")) as handle:  # named after the pack
+        from_shards = json.load(handle)
+    assert evaluate.main([run_dir, "--data", tiny_manifest, "--out", out, "--name", "rows"]) == 0
+    with open(os.path.join(out, "rows_report.json")) as handle:
+        from_manifest = json.load(handle)
+    assert from_shards["manifest"] == pattern and from_shards["num_examples"] == 32
+    for key in ("accuracy", "macro_f1", "num_examples"):
+        assert from_shards[key] == pytest.approx(from_manifest[key], abs=1e-6), key
