@@ -30,7 +30,7 @@ class RecordRow:
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
 
 
-def shard_batches(shards, shuffle_seed=None) -> tf.data.Dataset:
+def shard_batches(shards, shuffle_seed=None, worker=None) -> tf.data.Dataset:
     """The one reading order of the shards, which the pipeline decodes and `RecordSource.rows`
     lists: (shard number, first record index, records, serialized records tf.string [records])
     of every shard, DECODE_BATCH_SIZE records at a time, then an end marker of the shard (first
@@ -40,6 +40,8 @@ def shard_batches(shards, shuffle_seed=None) -> tf.data.Dataset:
     Args:
         shards: [(shard path, records)].
         shuffle_seed: None: the shards in order; else their order shuffled with this seed.
+        worker: None, or (index k, workers n): only the shards k, k + n, k + 2n, ... (FILE
+            sharding, before the shuffle, as tf.data's AutoShardPolicy.FILE would).
     """
     from tfmm.data.dataset import DECODE_BATCH_SIZE
 
@@ -47,6 +49,8 @@ def shard_batches(shards, shuffle_seed=None) -> tf.data.Dataset:
         (tf.constant([path for path, _ in shards]),
          tf.constant([count for _, count in shards], tf.int64),
          tf.range(len(shards), dtype=tf.int64)))
+    if worker is not None:
+        files = files.shard(worker[1], worker[0])
     if shuffle_seed is not None:
         files = files.shuffle(len(shards), seed=shuffle_seed, reshuffle_each_iteration=False)
 

@@ -12,8 +12,8 @@ shard's decoded batches are checked in order against the records the shard holds
 count); the records of a batch that failed are decoded again one by one to find the bad ones,
 so a skip is never silent and never takes good records with it.
 
-Under MultiWorkerMirroredStrategy the batches are sharded by FILE: each worker reads only its own
-shards (docs/distributed.md).
+Under MultiWorkerMirroredStrategy the shards are split by FILE (`check_workers`): each worker
+reads only its own shards (docs/distributed.md).
 
 Example:
     source = read_records_for_config("records/train-*.tfrecord", config.data)
@@ -75,15 +75,21 @@ class RecordPipeline:
         # What a batch parses of its records: the model's media and the targets.
         self.features = {name: FEATURE_SPEC[name]
                          for name in tuple(preprocessor.modalities) + ("label", "target")}
+        self.worker = None  # (index, workers) once check_workers has seen several workers
         self._cached = None
 
     def check_workers(self, num_workers: int):
-        """FILE sharding gives each worker whole shards: a RecordsError when there are fewer
-        shards than workers."""
+        """Shards the files by worker (FILE sharding) when there are several workers, this
+        process being the task of TF_CONFIG (as MultiWorkerMirroredStrategy reads it); a
+        RecordsError when there are fewer shards than workers. The recipe calls this before
+        training: without it, every worker would read every shard."""
         if len(self.source.shards) < num_workers:
             raise RecordsError(f"{self.source.path}: {len(self.source.shards)} shards for "
                                f"{num_workers} workers; each worker reads whole shards, so pack "
                                f"with --shards {num_workers} or more")
+        if num_workers > 1:
+            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+            self.worker = (int(resolver.task_id), num_workers)
 
     def _check_labels(self, indices):
         return _after(tf.debugging.assert_non_negative(indices, "label outside the run's labels"),
@@ -155,7 +161,8 @@ class RecordPipeline:
         fails is dropped and its records decoded again one by one (`_checked_examples`), so a
         bad record is named (or skipped) alone; each shard's end marker checks its last ones."""
         paths = tf.constant([path for path, _ in self.source.shards])
-        decoded = shard_batches(self.source.shards, seed if shuffle else None).map(
+        decoded = shard_batches(self.source.shards, seed if shuffle else None,
+                                self.worker).map(
             lambda shard, first, size, records: (shard, first, size, self.decode_batch(records)),
             num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
 
@@ -169,8 +176,9 @@ class RecordPipeline:
             # cond picks the dataset: building the retry's datasets for every batch made this
             # sequential step the pipeline's bottleneck (bench/records.py).
             return tf.cond(start < stop,
-                           lambda: self._checked_examples(path, start, stop).concatenate(
-                               tf.data.Dataset.from_tensor_slices(examples)),
+                           lambda: tf.data.Dataset.from_tensors((start, stop)).flat_map(
+                               lambda start, stop: self._checked_examples(path, start, stop)
+                           ).concatenate(tf.data.Dataset.from_tensor_slices(examples)),
                            lambda: tf.data.Dataset.from_tensor_slices(examples))
 
         return (decoded.scan(tf.zeros([len(self.source.shards)], tf.int64), note_gap)
@@ -202,8 +210,10 @@ class RecordPipeline:
         if skip_batches:
             dataset = dataset.skip(skip_batches)
         options = tf.data.Options()
+        # The files are sharded by worker above (check_workers): tf.data's FILE auto-sharding
+        # cannot see through the retry's tf.cond to the list of files.
         options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.FILE)
+            tf.data.experimental.AutoShardPolicy.OFF)
         options.deterministic = True
         # The maps are parallel and the prefetch explicit already: tf.data's default graph
         # rewrites find nothing to do here, and searching this graph cost about 0.2 s of CPU
