@@ -20,6 +20,13 @@ loop (librosa / Pillow), side by side in one run, on the quickstart data and a l
 4. Peak resident memory of a fresh process reading two shuffled epochs of shards with
    `data.cache = none` at 1x (the quickstart's audio) and 10x the examples, with a shuffle buffer
    of `--shuffle-buffer` examples (1,000): the bound of what a run holds, whatever the data.
+5. FILE sharding: one epoch of the larger audio set's shards read by one process, then by two
+   loopback workers of MultiWorkerMirroredStrategy (each reads only its own shards: the examples
+   it was given against those its shards hold), each in a process of its own.
+
+Beside examples/s (wall clock), examples per CPU-second of all the process's threads: on a
+machine shared with other jobs the wall-clock figures move with the load, the CPU figures much
+less.
 
     python bench/records.py            # about 10 minutes on 2 quiet cores; needs librosa
     python bench/records.py --quick    # 1 round, a 20,000-row larger set
@@ -28,6 +35,7 @@ loop (librosa / Pillow), side by side in one run, on the quickstart data and a l
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +71,7 @@ def parse_args():
                         help="examples in the shuffle buffer of the memory runs (the memory a "
                              "run holds is bounded by it, not by the data)")
     parser.add_argument("--rss-child", default="", help=argparse_hidden())
+    parser.add_argument("--sharding-child", default="", help=argparse_hidden())
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.scale = 1, 20000
@@ -92,8 +101,8 @@ def larger_manifest(manifest_path, out_path, rows_wanted):
     return out_path
 
 
-def rss_child(spec_path):
-    """Child process: two shuffled epochs of a records pipeline; prints peak RSS in MB."""
+def child_pipeline(spec_path):
+    """(spec, DataConfig, RecordPipeline with data.cache none) of a child process's spec."""
     import dataclasses
 
     from tfmm.config import DataConfig
@@ -106,9 +115,63 @@ def rss_child(spec_path):
     fields = {field.name for field in dataclasses.fields(DataConfig)}
     data = DataConfig(**{key: tuple(value) if isinstance(value, list) else value
                          for key, value in spec["data"].items() if key in fields})
-    pipeline = RecordPipeline(read_records_for_config(spec["pattern"], data),
-                              MultimodalPreprocessor.from_data_config(data, "minilm"),
-                              data.task, "none")
+    return spec, data, RecordPipeline(read_records_for_config(spec["pattern"], data),
+                                      MultimodalPreprocessor.from_data_config(data, "minilm"),
+                                      data.task, "none")
+
+
+def sharding_child(spec_path):
+    """Child process: one epoch of shards, alone or (TF_CONFIG set) as one worker of
+    MultiWorkerMirroredStrategy, which shards by FILE; prints the examples it was given, the
+    examples its own shards hold (shards k, k + workers, ...), and the epoch's seconds."""
+    import tensorflow as tf
+
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}"))
+    strategy = (tf.distribute.MultiWorkerMirroredStrategy() if cluster
+                else tf.distribute.get_strategy())
+    spec, data, pipeline = child_pipeline(spec_path)
+    workers = len(cluster["cluster"]["worker"]) if cluster else 1
+    index = cluster["task"]["index"] if cluster else 0
+    own = sum(count for count in [count for _, count in pipeline.source.shards][index::workers])
+    pipeline.check_workers(workers)  # as the recipe does before training: this worker's shards
+    begin = time.perf_counter()
+    dataset = pipeline.batches(data.batch_size)
+    if cluster:
+        dataset = strategy.experimental_distribute_dataset(dataset)
+    examples = 0
+    for _, targets in dataset:
+        for local in strategy.experimental_local_results(targets):
+            examples += int(local.shape[0])
+    print(json.dumps({"examples": examples, "own_shards_examples": own,
+                      "seconds": time.perf_counter() - begin}))
+
+
+def file_sharding(data_config, pattern, folder):
+    """One epoch of the shards read by one process, then by two loopback workers (FILE
+    sharding): [(examples, own shards' examples, seconds)] of the one, then of each worker."""
+    import socket
+
+    spec = write_spec(data_config, pattern, folder, 0)
+    command = [sys.executable, os.path.abspath(__file__), "--sharding-child", spec]
+    alone = subprocess.run(command, capture_output=True, text=True, check=True)
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                text=True, env=dict(os.environ, TF_CONFIG=json.dumps(
+                                    {"cluster": cluster, "task": {"type": "worker",
+                                                                  "index": index}})))
+               for index in range(2)]
+    outputs = [alone.stdout] + [worker.communicate(timeout=1200)[0] for worker in workers]
+    return [json.loads(output.strip().splitlines()[-1]) for output in outputs]
+
+
+def rss_child(spec_path):
+    """Child process: two shuffled epochs of a records pipeline; prints peak RSS in MB."""
+    spec, data, pipeline = child_pipeline(spec_path)
     steps = pipeline.steps_per_epoch(data.batch_size, True)
     for epoch in range(2):
         for _ in pipeline.batches(data.batch_size, shuffle=True, epoch=epoch,
@@ -119,13 +182,19 @@ def rss_child(spec_path):
                       "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
-def peak_rss(data_config, pattern, folder, shuffle_buffer):
+def write_spec(data_config, pattern, folder, shuffle_buffer) -> str:
+    """The JSON file a child process reads its data config, shards and buffer from."""
     import dataclasses
 
-    spec = os.path.join(folder, f"rss_{abs(hash(pattern))}.json")
+    spec = os.path.join(folder, f"spec_{abs(hash((pattern, shuffle_buffer)))}.json")
     with open(spec, "w") as handle:
         json.dump({"data": dataclasses.asdict(data_config), "pattern": pattern,
                    "shuffle_buffer": shuffle_buffer}, handle)
+    return spec
+
+
+def peak_rss(data_config, pattern, folder, shuffle_buffer):
+    spec = write_spec(data_config, pattern, folder, shuffle_buffer)
     result = subprocess.run([sys.executable, os.path.abspath(__file__), "--rss-child", spec],
                             capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -135,6 +204,8 @@ def main():
     args = parse_args()
     if args.rss_child:
         return rss_child(args.rss_child)
+    if args.sharding_child:
+        return sharding_child(args.sharding_child)
     import librosa
     import tensorflow as tf
 
@@ -190,6 +261,8 @@ def main():
                                 fmax=audio.data.audio_sample_rate / 2, htk=True, norm=None)
     batch = audio.data.batch_size
 
+    cpu_rates = {}  # run function -> examples per CPU-second of this process, every call
+
     def drain(pipeline, with_log_mel=False, passes=1):
         """Examples/s of `passes` unshuffled epochs read through one iterator (its fixed cost,
         building the iterator and its functions, paid once)."""
@@ -200,17 +273,19 @@ def main():
         dataset = dataset.repeat(passes) if passes > 1 else dataset
 
         def run():
-            begin, count = time.perf_counter(), 0
+            begin, cpu, count = time.perf_counter(), time.process_time(), 0
             for _, targets in dataset:
                 count += int(targets.shape[0])
+            cpu_rates.setdefault(run, []).append(count / (time.process_time() - cpu))
             return count / (time.perf_counter() - begin)
         return run
 
     def loop(function, paths):
         def run():
-            begin = time.perf_counter()
+            begin, cpu = time.perf_counter(), time.process_time()
             for path in paths:
                 function(path)
+            cpu_rates.setdefault(run, []).append(len(paths) / (time.process_time() - cpu))
             return len(paths) / (time.perf_counter() - begin)
         return run
 
@@ -233,7 +308,9 @@ def main():
             variants[name]()  # warm up: tracing
     rates = interleave(variants, args.rounds)
     for name, values in rates.items():
-        print(f"quickstart {name}: {spread(values)} examples/s")
+        cpu = cpu_rates[variants[name]][-len(values):]  # the warm-up call left out
+        print(f"quickstart {name}: {spread(values)} examples/s; per CPU-second of all "
+              f"threads {spread(cpu)}")
     for modality, loop_name in (("audio", "audio librosa loop"), ("image", "image Pillow loop")):
         for variant in ("shards", "shards, one iterator", "manifest", "manifest, one iterator"):
             print(ratio_line(f"{'RATIO' if 'shards' in variant else 'ratio'} quickstart "
@@ -265,9 +342,12 @@ def main():
             sample = [json.loads(line)[modality] for _, line in zip(range(LOOP_SAMPLE), handle)]
         function = ((lambda path: librosa_log_mel(path, data, model, basis))
                     if modality == "audio" else (lambda path: pillow_image(path, image_size)))
-        scaled_rates = interleave({"shards": drain(make_records(), with_log_mel),
-                                   "manifest": drain(make_manifest(), with_log_mel),
-                                   "Python loop": loop(function, sample)}, 1)
+        scaled = {"shards": drain(make_records(), with_log_mel),
+                  "manifest": drain(make_manifest(), with_log_mel),
+                  "Python loop": loop(function, sample)}
+        scaled_rates = interleave(scaled, 1)
+        print(f"larger set {modality} examples per CPU-second: " + ", ".join(
+            f"{name} {cpu_rates[run][-1]:.4g}" for name, run in scaled.items()))
         print(f"larger set {modality} examples/s, one pass of {args.scale}: shards "
               f"{scaled_rates['shards'][0]:.4g}, manifest {scaled_rates['manifest'][0]:.4g}; "
               f"Python loop ({LOOP_SAMPLE} rows) {scaled_rates['Python loop'][0]:.4g}; "
@@ -287,6 +367,18 @@ def main():
           f"{args.shuffle_buffer}: {one['examples']} "
           f"examples {one['peak_rss_mb']:.0f} MB, {ten['examples']} examples "
           f"{ten['peak_rss_mb']:.0f} MB ({ten['peak_rss_mb'] / one['peak_rss_mb']:.2f}x)")
+
+    # --- FILE sharding over two loopback workers -------------------------------------------
+    alone, *workers = file_sharding(audio.data, os.path.join(folder, "scaled_audio", "train-*"),
+                                    folder)
+    for index, worker in enumerate(workers):
+        print(f"FILE sharding, worker {index} of 2: {worker['examples']} examples (its own "
+              f"shards hold {worker['own_shards_examples']}) in {worker['seconds']:.1f} s")
+    slowest = max(worker["seconds"] for worker in workers)
+    print(f"FILE sharding: one epoch of the {alone['examples']} larger-set audio examples, one "
+          f"process {alone['seconds']:.1f} s, two workers {slowest:.1f} s (the slower; "
+          f"{slowest / alone['seconds']:.2f}x)")
+    shutil.rmtree(folder, ignore_errors=True)
     print(f"done in {time.time() - started:.0f} s")
 
 
