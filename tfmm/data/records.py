@@ -78,18 +78,27 @@ class RecordPipeline:
         self.worker = None  # (index, workers) once check_workers has seen several workers
         self._cached = None
 
-    def check_workers(self, num_workers: int):
-        """Shards the files by worker (FILE sharding) when there are several workers, this
-        process being the task of TF_CONFIG (as MultiWorkerMirroredStrategy reads it); a
-        RecordsError when there are fewer shards than workers. The recipe calls this before
-        training: without it, every worker would read every shard."""
+    def check_workers(self, num_workers: int, worker_index=None):
+        """Splits the shards by worker (FILE sharding) when there are several workers: this
+        one reads the shards k, k + n, ... (k: `worker_index`, by default the task index in
+        TF_CONFIG, as MultiWorkerMirroredStrategy reads it). The recipe calls this before
+        training: without it, every worker would read every shard.
+
+        Raises:
+            RecordsError: fewer shards than workers, or no task index to be found.
+        """
         if len(self.source.shards) < num_workers:
             raise RecordsError(f"{self.source.path}: {len(self.source.shards)} shards for "
                                f"{num_workers} workers; each worker reads whole shards, so pack "
                                f"with --shards {num_workers} or more")
         if num_workers > 1:
-            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
-            self.worker = (int(resolver.task_id), num_workers)
+            if worker_index is None:
+                worker_index = tf.distribute.cluster_resolver.TFConfigClusterResolver().task_id
+            if worker_index is None:
+                raise RecordsError(f"{self.source.path}: {num_workers} workers, but TF_CONFIG "
+                                   "names no task for this one; cannot tell which shards are "
+                                   "its own")
+            self.worker = (int(worker_index), num_workers)
 
     def _check_labels(self, indices):
         return _after(tf.debugging.assert_non_negative(indices, "label outside the run's labels"),
