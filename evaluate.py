@@ -5,6 +5,9 @@ folder's config.json and run_info.json say how to preprocess and which labels th
 Writes `<name>_report.json` (accuracy, macro-F1, AUROC / MAE, RMSE, Pearson r), a confusion-matrix
 or scatter PNG and, when the run has a history, the training-curve PNG.
 
+`--data 'records/test-*.tfrecord'` (a glob pattern or a `.tfrecord` file) evaluates from the
+shards of `python -m tfmm.pack` instead of a manifest, with the same report.
+
 A question-answering run (data.task "qa") takes a SQuAD v1.1/v2.0 JSON file as --data and writes
 `<name>_report.json` (exact match, F1, and the sentence-overlap baseline beside them; HasAns/NoAns
 for v2.0) and `<name>_predictions.json` ({question id: answer}, the official format):
@@ -41,8 +44,8 @@ def parse_arguments(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("model", help="run folder, or the .keras / .tflite model file in one")
     parser.add_argument("--data", required=True,
-                        help="JSONL manifest to evaluate on (SQuAD JSON for a question-answering "
-                        "run)")
+                        help="JSONL manifest to evaluate on, or a glob of `tfmm.pack` shards "
+                        "(quoted: 'records/test-*'); SQuAD JSON for a question-answering run")
     parser.add_argument("--out", help="folder for the report (default: the run folder)")
     parser.add_argument("--name", help="file prefix of the report (default: manifest name)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -77,6 +80,10 @@ def main(argv=None):
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     from tfmm.errors import UserError, exit_code
     from tfmm.evaluation.evaluate_run import evaluate_run, sweep_modality_removal
+    from tfmm.data.record_format import names_shards, report_name
+
+    if names_shards(arguments.data) and not arguments.name:  # 'records/test-*': "test"
+        arguments.name = report_name(arguments.data)
 
     common = dict(out_dir=arguments.out, name=arguments.name, batch_size=arguments.batch_size,
                   skip_invalid=arguments.skip_invalid, drop_fraction=arguments.drop_fraction)

@@ -43,8 +43,16 @@ def _pipelines(preset, manifest, pattern, data_config):
 
 @pytest.mark.parametrize("task", ["multiclass", pytest.param("multilabel", marks=pytest.mark.slow),
                                   pytest.param("regression", marks=pytest.mark.slow)])
-def test_model_inputs_from_shards_match_the_manifest(task, tiny_preset, tmp_path):
-    """Every row, every feature and target: the shards give what the manifest path gives."""
+def test_model_inputs_from_shards_match_the_manifest(task, tiny_preset, tmp_path, monkeypatch):
+    """Every row, every feature and target: the shards give what the manifest path gives, in the
+    order `RecordSource.rows` lists. Decode batches of 4 records and 2 shards read at once, so
+    each of the 3 shards spans two batches and the shards take turns: a reading order of the
+    rows that drifted from the pipeline's would fail."""
+    import tfmm.data.dataset
+    import tfmm.data.record_source
+
+    monkeypatch.setattr(tfmm.data.dataset, "DECODE_BATCH_SIZE", 4)
+    monkeypatch.setattr(tfmm.data.record_source, "CYCLE_LENGTH", 2)
     manifest = tiny.write_manifest(str(tmp_path / "data"), num_rows=20, task=task,
                                    missing_audio_every=(5 if task == "multiclass" else 0),
                                    varied_texts=True)
@@ -118,6 +126,32 @@ def test_a_record_that_does_not_decode_is_named_or_skipped_and_counted(tiny_pres
             "2 to 2") in capfd.readouterr().err
 
 
+def test_the_rows_of_shards_are_read_without_their_media(tiny_preset, tiny_manifest, tmp_path):
+    """`RecordSource.rows` (ids, labels, lines for class weights and reports) parses no media: a
+    record whose image feature is gone still gives its row, while decoding it fails."""
+    import tensorflow as tf
+
+    _pack(tiny_manifest, str(tmp_path / "train"), shards=2)
+    shard = str(tmp_path / "train-00000-of-00002.tfrecord")
+
+    def drop_image(index, record):
+        if index != 3:
+            return None
+        example = tf.train.Example.FromString(record)
+        del example.features.feature["image"]
+        return example.SerializeToString()
+
+    _rewrite_shard(shard, drop_image)
+    data_config = _data_config(tiny_preset, tiny_manifest, tmp_path)
+    _, pipeline, source = _pipelines(tiny_preset, tiny_manifest, str(tmp_path / "train-*"),
+                                     data_config)
+    rows = source.rows
+    assert sorted(int(row.id[3:]) for row in rows) == list(range(32))
+    assert rows[3].id == "row6" and rows[3].line == 7 and rows[3].label in tiny.LABELS
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"(?s)\(from 0\):\] \[3\]"):
+        list(pipeline.batches(8))
+
+
 def test_a_truncated_shard_stops_naming_its_first_lost_record(tiny_preset, tiny_manifest,
                                                               tmp_path):
     import tensorflow as tf
@@ -171,3 +205,17 @@ def test_a_run_trains_and_reports_from_shards(tiny_config, tiny_manifest, tmp_pa
         history = json.load(handle)
     assert len(history) == 2 and all(np.isfinite(entry["loss"]) for entry in history)
     assert result["report"]["num_examples"] == 32 and result["report"]["manifest"] == pattern
+
+    # evaluate.py scores the finished run from the shards with the manifest's report.
+    import evaluate
+
+    out = str(tmp_path / "reports")
+    assert evaluate.main([run_dir, "--data", pattern, "--out", out]) == 0
+    with open(os.path.join(out, "train_report.json")) as handle:  # named after the pack
+        from_shards = json.load(handle)
+    assert evaluate.main([run_dir, "--data", tiny_manifest, "--out", out, "--name", "rows"]) == 0
+    with open(os.path.join(out, "rows_report.json")) as handle:
+        from_manifest = json.load(handle)
+    assert from_shards["manifest"] == pattern and from_shards["num_examples"] == 32
+    for key in ("accuracy", "macro_f1", "num_examples"):
+        assert from_shards[key] == pytest.approx(from_manifest[key], abs=1e-6), key

@@ -30,7 +30,11 @@ def test_fewer_shards_than_workers_is_a_clear_error(tiny_preset, tiny_manifest, 
     pipeline = RecordPipeline(read_records_for_config(str(tmp_path / "train-*"), data),
                               MultimodalPreprocessor.from_data_config(data, tiny_preset),
                               "multiclass")
-    pipeline.check_workers(2)
+    pipeline.check_workers(2, worker_index=1)
+    assert pipeline.worker == (1, 2)  # reads the shards 1, 3, ...: here shard 1, 16 rows
+    assert sum(int(targets.shape[0]) for _, targets in pipeline.batches(8)) == 16
+    with pytest.raises(RecordsError, match=r"TF_CONFIG names no task for this one"):
+        pipeline.check_workers(2)  # no TF_CONFIG here
     with pytest.raises(RecordsError, match=r"train-\*: 2 shards for 3 workers; each worker reads "
                                            r"whole shards, so pack with --shards 3 or more"):
         pipeline.check_workers(3)

@@ -68,6 +68,7 @@ class DataConfig:
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
     cache: Any = True  # decoded examples: true|"memory", false|"none", or a file path prefix.
+    service: Any = None  # {"dispatcher": "grpc://host:port"}: tf.data service (records_config.py)
     resample: str = "none"  # training draws: "none" | "balanced" (classes equally) | "sqrt".
 
 

@@ -4,6 +4,8 @@
     data.cache   true | "memory" (decoded examples kept in memory after the first pass),
                  false | "none" (decoded every epoch: memory does not grow with the data),
                  or a file path prefix (decoded examples cached on disk there)
+    data.service   {"dispatcher": "grpc://host:port", ...}: the training input pipeline runs on
+                   tf.data service workers (`tfmm.data.data_service`)
 
 README "Data at scale: TFRecord shards" shows the commands.
 """
@@ -25,8 +27,14 @@ def coerce_cache(value, default, key: str, source: str):
                       f"Received: {value!r}")
 
 
+def coerce_service(value, default, key: str, source: str):
+    from tfmm.data.data_service import coerce_service as coerce
+
+    return coerce(value, default, key, source)
+
+
 # `tfmm.config` coerces these fields with these functions instead of by the default's type.
-RECORD_FIELD_COERCERS = {"data.cache": coerce_cache}
+RECORD_FIELD_COERCERS = {"data.cache": coerce_cache, "data.service": coerce_service}
 
 
 def cache_setting(value) -> str:
@@ -45,6 +53,10 @@ def check_records_config(config):
 
     data = config.data
     patterns = {split: getattr(data, f"{split}_records") for split in RECORD_SPLITS}
+    if data.service and not patterns["train"]:
+        raise ConfigError("`data.service` runs the pipeline of `data.train_records` on tf.data "
+                          "service workers; set data.train_records (pack the manifest with "
+                          "`python -m tfmm.pack`)")
     if not any(patterns.values()):
         return
     if not get_task(data.task).reads_jsonl_manifests:

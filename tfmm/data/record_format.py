@@ -45,6 +45,21 @@ class RecordsError(UserError, ValueError):
     """Shards or an index that cannot be read as tfmm records; the message names the file."""
 
 
+def names_shards(path: str) -> bool:
+    """Whether a data path given for evaluation names `tfmm.pack` shards (a glob pattern, or a
+    `.tfrecord` file) rather than a JSONL manifest."""
+    return path.endswith(".tfrecord") or any(character in path for character in "*?[")
+
+
+def report_name(pattern: str) -> str:
+    """The name of an evaluation report on shards: the pack's name ("records/test-*" ->
+    "test")."""
+    name = os.path.basename(pattern)
+    match = SHARD_PATTERN.match(name)
+    return match.group("prefix") if match else (
+        re.split(r"[*?\[]", name)[0].rstrip("-_.") or "records")
+
+
 def shard_path(prefix: str, index: int, total: int) -> str:
     return f"{prefix}-{index:05d}-of-{total:05d}.tfrecord"
 

@@ -12,9 +12,11 @@ from typing import Any, Optional
 import tensorflow as tf
 
 from tfmm.data.manifest import sort_labels
-from tfmm.data.record_format import RecordsError, parse_example, shards_of_pattern
+from tfmm.data.record_format import FEATURE_SPEC, RecordsError, shards_of_pattern
 
 CYCLE_LENGTH = 8  # shards read at once (parallel interleave); also fixes the reading order
+# What `RecordSource.rows` parses of a record: everything but the media.
+ROW_FEATURES = {name: FEATURE_SPEC[name] for name in ("id", "line", "label", "target", "extra")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,18 +30,41 @@ class RecordRow:
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
 
 
-def ordered_records(shards, cycle_length: int = CYCLE_LENGTH) -> tf.data.Dataset:
-    """(shard path, record index, serialized record) of every shard, in the fixed order the
-    unshuffled pipeline reads them: `cycle_length` shards at a time, DECODE_BATCH_SIZE records
-    from each in turn."""
+def shard_batches(shards, shuffle_seed=None, worker=None) -> tf.data.Dataset:
+    """The one reading order of the shards, which the pipeline decodes and `RecordSource.rows`
+    lists: (shard number, first record index, records, serialized records tf.string [records])
+    of every shard, DECODE_BATCH_SIZE records at a time, then an end marker of the shard (first
+    index = the shard's record count, no records). CYCLE_LENGTH shards are read at once, a batch
+    of each in turn.
+
+    Args:
+        shards: [(shard path, records)].
+        shuffle_seed: None: the shards in order; else their order shuffled with this seed.
+        worker: None, or (index k, workers n): only the shards k, k + n, k + 2n, ... (FILE
+            sharding, before the shuffle, as tf.data's AutoShardPolicy.FILE would).
+    """
     from tfmm.data.dataset import DECODE_BATCH_SIZE
 
-    paths = tf.constant([path for path, _ in shards])
-    return tf.data.Dataset.from_tensor_slices(paths).interleave(
-        lambda path: tf.data.TFRecordDataset(path).enumerate().map(
-            lambda index, record: (path, index, record)),
-        cycle_length=max(1, min(cycle_length, len(shards))), block_length=DECODE_BATCH_SIZE,
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    files = tf.data.Dataset.from_tensor_slices(
+        (tf.constant([path for path, _ in shards]),
+         tf.constant([count for _, count in shards], tf.int64),
+         tf.range(len(shards), dtype=tf.int64)))
+    if worker is not None:
+        files = files.shard(worker[1], worker[0])
+    if shuffle_seed is not None:
+        files = files.shuffle(len(shards), seed=shuffle_seed, reshuffle_each_iteration=False)
+
+    def batches_of(path, count, shard):
+        batches = tf.data.TFRecordDataset(path).batch(DECODE_BATCH_SIZE).enumerate().map(
+            lambda number, records: (shard, number * DECODE_BATCH_SIZE,
+                                     tf.size(records, tf.int64), records))
+        end = tf.data.Dataset.from_tensors((shard, count, tf.constant(0, tf.int64),
+                                            tf.zeros([0], tf.string)))
+        return batches.concatenate(end)
+
+    return files.interleave(batches_of, cycle_length=max(1, min(CYCLE_LENGTH, len(shards))),
+                            block_length=1, num_parallel_calls=tf.data.AUTOTUNE,
+                            deterministic=True)
 
 
 class RecordSource:
@@ -67,6 +92,7 @@ class RecordSource:
         self.indexes = indexes
         self.num_examples = sum(count for _, count in shards)
         self.num_targets = int(indexes[0]["num_targets"])
+        self.service = None  # `data.service`: a dict of tfmm.data.data_service.DataService
         self._rows = None
 
     def summary(self) -> str:
@@ -82,15 +108,21 @@ class RecordSource:
         """`RecordRow`s in the order the unshuffled pipeline gives the examples (read once)."""
         if self._rows is None:
             rows = []
-            for path, index, record in ordered_records(self.shards):
-                parsed = parse_example(record)
-                labels = tuple(name.decode("utf-8") for name in parsed["label"].numpy())
-                target = tuple(float(value) for value in parsed["target"].numpy())
-                label = (None if not self.task.has_classes else
-                         labels if self.task.multilabel else (labels[0] if labels else None))
-                rows.append(RecordRow(int(parsed["line"]), parsed["id"].numpy().decode("utf-8"),
-                                      label, target or None,
-                                      json.loads(parsed["extra"].numpy().decode("utf-8"))))
+            for _, _, size, records in shard_batches(self.shards):
+                if int(size) == 0:  # a shard's end marker
+                    continue
+                parsed = tf.io.parse_example(records, ROW_FEATURES)  # the media left unparsed
+                batch = zip(parsed["line"].numpy(), parsed["id"].numpy(),
+                            tf.RaggedTensor.from_sparse(parsed["label"]).to_list(),
+                            tf.RaggedTensor.from_sparse(parsed["target"]).to_list(),
+                            parsed["extra"].numpy())
+                for line, row_id, labels, target, extra in batch:
+                    labels = tuple(name.decode("utf-8") for name in labels)
+                    label = (None if not self.task.has_classes else
+                             labels if self.task.multilabel else (labels[0] if labels else None))
+                    rows.append(RecordRow(int(line), row_id.decode("utf-8"), label,
+                                          tuple(float(value) for value in target) or None,
+                                          json.loads(extra.decode("utf-8"))))
             self._rows = rows
         return self._rows
 
@@ -143,5 +175,7 @@ def read_records_for_config(pattern: str, data_config, labels=None) -> RecordSou
             raise RecordsError(f"{pattern}: the records hold labels {unknown[:20]} that are not "
                                f"among the known labels {list(known)[:20]}")
     class_names = (known or sort_labels(packed_labels)) if task.has_classes else ()
-    return RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
-                        class_names, data_config.skip_invalid, indexes)
+    source = RecordSource(pattern, [(path, count) for path, count, _ in shards], task,
+                          class_names, data_config.skip_invalid, indexes)
+    source.service = getattr(data_config, "service", None)  # training epochs (data_service.py)
+    return source

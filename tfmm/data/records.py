@@ -12,8 +12,8 @@ shard's decoded batches are checked in order against the records the shard holds
 count); the records of a batch that failed are decoded again one by one to find the bad ones,
 so a skip is never silent and never takes good records with it.
 
-Under MultiWorkerMirroredStrategy the batches are sharded by FILE: each worker reads only its own
-shards (docs/distributed.md).
+Under MultiWorkerMirroredStrategy the shards are split by FILE (`check_workers`): each worker
+reads only its own shards (docs/distributed.md).
 
 Example:
     source = read_records_for_config("records/train-*.tfrecord", config.data)
@@ -26,9 +26,10 @@ import sys
 
 import tensorflow as tf
 
-from tfmm.data.dataset import AUTOTUNE, DECODE_BATCH_SIZE, count_batches
-from tfmm.data.record_format import FEATURE_SPEC, RecordsError, parse_example
-from tfmm.data.record_source import CYCLE_LENGTH
+from tfmm.data.data_service import distribute
+from tfmm.data.dataset import AUTOTUNE, count_batches
+from tfmm.data.record_format import FEATURE_SPEC, RecordsError
+from tfmm.data.record_source import shard_batches
 from tfmm.records_config import cache_setting
 from tfmm.tasks import get_task
 
@@ -65,39 +66,43 @@ class RecordPipeline:
         self.preprocessor = preprocessor
         self.task = get_task(task)
         self.cache = cache_setting(cache)
-        # The order `tfmm.data.record_source.ordered_records` reads (the source's rows): keep
-        # the two in step.
-        self.cycle_length = max(1, min(CYCLE_LENGTH, len(source.shards)))
         self.num_examples = source.num_examples
         self.skip_invalid = source.skip_invalid
         labels = tf.constant(list(source.labels) or [""], tf.string)
         self.label_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(labels, tf.range(tf.size(labels), dtype=tf.int64)),
             default_value=-1)
+        # What a batch parses of its records: the model's media and the targets.
+        self.features = {name: FEATURE_SPEC[name]
+                         for name in tuple(preprocessor.modalities) + ("label", "target")}
+        self.worker = None  # (index, workers) once check_workers has seen several workers
         self._cached = None
-        self._empty_batch = None
 
-    def check_workers(self, num_workers: int):
-        """FILE sharding gives each worker whole shards: a RecordsError when there are fewer
-        shards than workers."""
+    def check_workers(self, num_workers: int, worker_index=None):
+        """Splits the shards by worker (FILE sharding) when there are several workers: this
+        one reads the shards k, k + n, ... (k: `worker_index`, by default the task index in
+        TF_CONFIG, as MultiWorkerMirroredStrategy reads it). The recipe calls this before
+        training: without it, every worker would read every shard.
+
+        Raises:
+            RecordsError: fewer shards than workers, or no task index to be found.
+        """
         if len(self.source.shards) < num_workers:
             raise RecordsError(f"{self.source.path}: {len(self.source.shards)} shards for "
                                f"{num_workers} workers; each worker reads whole shards, so pack "
                                f"with --shards {num_workers} or more")
+        if num_workers > 1:
+            if worker_index is None:
+                worker_index = tf.distribute.cluster_resolver.TFConfigClusterResolver().task_id
+            if worker_index is None:
+                raise RecordsError(f"{self.source.path}: {num_workers} workers, but TF_CONFIG "
+                                   "names no task for this one; cannot tell which shards are "
+                                   "its own")
+            self.worker = (int(worker_index), num_workers)
 
     def _check_labels(self, indices):
         return _after(tf.debugging.assert_non_negative(indices, "label outside the run's labels"),
                       indices)
-
-    def _target(self, parsed):
-        """The target of one parsed record ("label", "target" dense rank 1)."""
-        if not self.task.has_classes:
-            return tf.ensure_shape(parsed["target"], [self.source.num_targets])
-        indices = self._check_labels(self.label_table.lookup(parsed["label"]))
-        if self.task.multilabel:
-            return tf.minimum(tf.reduce_sum(tf.one_hot(indices, len(self.source.labels)), 0), 1.0)
-        return _after(tf.debugging.assert_equal(tf.size(indices), 1, "one label expected"),
-                      tf.cast(indices[0], tf.int32))
 
     def _batch_targets(self, labels: tf.SparseTensor, targets: tf.SparseTensor, size):
         """The targets of a batch of parsed records (sparse [B, None] "label" and "target")."""
@@ -115,16 +120,11 @@ class RecordPipeline:
         return _after(tf.debugging.assert_equal(per_row, 1, "one label expected"),
                       tf.cast(indices, tf.int32))
 
-    def decode(self, serialized: tf.Tensor) -> tuple:
-        """(model inputs, target) of one serialized record (scalar tf.string)."""
-        parsed = parse_example(serialized)
-        raw = {name: parsed[name] for name in self.preprocessor.modalities}
-        return self.preprocessor(raw), self._target(parsed)
-
     def decode_batch(self, serialized: tf.Tensor) -> tuple:
         """(model inputs, targets) of a batch of serialized records (tf.string [B]), decoded by
-        one preprocessor call, as the manifest path and the serving signature decode."""
-        parsed = tf.io.parse_example(serialized, FEATURE_SPEC)
+        one preprocessor call, as the manifest path and the serving signature decode; the one
+        decoding of records (a record decoded alone is a batch of one)."""
+        parsed = tf.io.parse_example(serialized, self.features)
         raw = {name: parsed[name] for name in self.preprocessor.modalities}
         size = tf.shape(serialized)[0]
         return self.preprocessor(raw), self._batch_targets(parsed["label"], parsed["target"],
@@ -134,7 +134,8 @@ class RecordPipeline:
         """Records [start, stop) of a shard decoded one by one, each checked to have decoded:
         the run stops at the first that did not, or (skip_invalid) logs and counts it."""
         decoded = (tf.data.TFRecordDataset(path).skip(start).take(stop - start).enumerate(start)
-                   .map(lambda index, record: (index, self.decode(record), False))
+                   .map(lambda index, record: (index, tf.nest.map_structure(
+                       lambda batch: batch[0], self.decode_batch(record[tf.newaxis])), False))
                    .ignore_errors())
         placeholder = tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
                                             decoded.element_spec[1])
@@ -163,42 +164,15 @@ class RecordPipeline:
                 .filter(lambda index, example, is_end: tf.logical_not(is_end))
                 .map(lambda index, example, is_end: example))
 
-    @staticmethod
-    def _raw_batches(path, count, shard):
-        """(shard number, first record index, records, records [B] serialized, is end) of one
-        shard, DECODE_BATCH_SIZE records at a time, then an end marker (first index = count)."""
-        batches = tf.data.TFRecordDataset(path).enumerate().batch(DECODE_BATCH_SIZE).map(
-            lambda indices, records: (shard, indices[0], tf.size(indices, tf.int64), records,
-                                      False))
-        end = tf.data.Dataset.from_tensors((shard, count, tf.constant(0, tf.int64),
-                                            tf.zeros([0], tf.string), True))
-        return batches.concatenate(end)
-
-    def _decoded_or_empty(self, records, is_end):
-        """decode_batch(records), or for an end marker the same structure with no examples."""
-        if self._empty_batch is None:
-            spec = tf.data.Dataset.from_tensors(tf.constant([""])).map(
-                self.decode_batch).element_spec
-            self._empty_batch = lambda: tf.nest.map_structure(
-                lambda item: tf.zeros([0] + item.shape[1:].as_list(), item.dtype), spec)
-        return tf.cond(is_end, self._empty_batch, lambda: self.decode_batch(records))
-
     def _examples(self, shuffle: bool, seed: int) -> tf.data.Dataset:
         """Every shard's examples: the shards read DECODE_BATCH_SIZE records at a time, a
         batch from each shard in turn, decoded by one function for all shards. A batch that
         fails is dropped and its records decoded again one by one (`_checked_examples`), so a
         bad record is named (or skipped) alone; each shard's end marker checks its last ones."""
         paths = tf.constant([path for path, _ in self.source.shards])
-        files = tf.data.Dataset.from_tensor_slices(
-            (paths, tf.constant([count for _, count in self.source.shards], tf.int64),
-             tf.range(len(self.source.shards), dtype=tf.int64)))
-        if shuffle:
-            files = files.shuffle(len(self.source.shards), seed=seed,
-                                  reshuffle_each_iteration=False)
-        raw = files.interleave(self._raw_batches, cycle_length=self.cycle_length, block_length=1,
-                               num_parallel_calls=AUTOTUNE, deterministic=True)
-        decoded = raw.map(lambda shard, first, size, records, is_end: (
-            shard, first, size, self._decoded_or_empty(records, is_end)),
+        decoded = shard_batches(self.source.shards, seed if shuffle else None,
+                                self.worker).map(
+            lambda shard, first, size, records: (shard, first, size, self.decode_batch(records)),
             num_parallel_calls=AUTOTUNE, deterministic=True).ignore_errors()
 
         def note_gap(expected, element):
@@ -207,10 +181,14 @@ class RecordPipeline:
                     (tf.gather(paths, shard), expected[shard], first, examples))
 
         def examples_of(path, start, stop, examples):
-            retried = tf.data.Dataset.from_tensors((start, stop)).filter(
-                lambda start, stop: start < stop).flat_map(
-                lambda start, stop: self._checked_examples(path, start, stop))
-            return retried.concatenate(tf.data.Dataset.from_tensor_slices(examples))
+            # The records of a failed batch (start < stop), then this batch's examples. A
+            # cond picks the dataset: building the retry's datasets for every batch made this
+            # sequential step the pipeline's bottleneck (bench/records.py).
+            return tf.cond(start < stop,
+                           lambda: tf.data.Dataset.from_tensors((start, stop)).flat_map(
+                               lambda start, stop: self._checked_examples(path, start, stop)
+                           ).concatenate(tf.data.Dataset.from_tensor_slices(examples)),
+                           lambda: tf.data.Dataset.from_tensor_slices(examples))
 
         return (decoded.scan(tf.zeros([len(self.source.shards)], tf.int64), note_gap)
                 .flat_map(examples_of))
@@ -222,7 +200,7 @@ class RecordPipeline:
 
         Training epochs (shuffle and drop_remainder) repeat the shards endlessly: the Trainer
         takes its steps, and a worker of several whose shards hold fewer examples never runs
-        out before the others.
+        out before the others. With `data.service` they run on tf.data service workers.
         """
         epoch_seed = seed * 100003 + epoch
         if self.cache != "none":
@@ -241,10 +219,19 @@ class RecordPipeline:
         if skip_batches:
             dataset = dataset.skip(skip_batches)
         options = tf.data.Options()
+        # The files are sharded by worker above (check_workers): tf.data's FILE auto-sharding
+        # cannot see through the retry's tf.cond to the list of files.
         options.experimental_distribute.auto_shard_policy = (
-            tf.data.experimental.AutoShardPolicy.FILE)
+            tf.data.experimental.AutoShardPolicy.OFF)
         options.deterministic = True
-        return dataset.with_options(options).prefetch(AUTOTUNE)
+        # The maps are parallel and the prefetch explicit already: tf.data's default graph
+        # rewrites find nothing to do here, and searching this graph cost about 0.2 s of CPU
+        # per iterator (per epoch) when measured (bench/records.py).
+        options.experimental_optimization.apply_default_optimizations = False
+        dataset = dataset.with_options(options)
+        if self.source.service and shuffle and drop_remainder:  # training epochs only
+            dataset = distribute(dataset, self.source.service)
+        return dataset.prefetch(AUTOTUNE)
 
     def steps_per_epoch(self, batch_size: int, drop_remainder: bool) -> int:
         return count_batches(self.num_examples, batch_size, drop_remainder)

@@ -12,6 +12,7 @@ from tfmm.atomic_write import write_json
 from tfmm.config import ConfigError
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import Manifest, read_manifest_for_config
+from tfmm.data.record_format import names_shards
 from tfmm.data.record_source import RecordSource, read_records_for_config
 from tfmm.data.records import RecordPipeline
 from tfmm.evaluation.modality_removal import check_removable
@@ -177,13 +178,14 @@ class ManifestRecipe(Recipe):
                              run.run_info.get("labels", []), export_dir)
 
     def file_pipeline(self, run, data_path: str, skip_invalid: bool, log=print) -> tuple:
-        """(pipeline, labels) of a manifest file read with a finished run's settings and
-        label vocabulary, as `evaluate_file` scores it (also for noise and attack sweeps)."""
+        """(pipeline, labels) of a manifest file (or of `tfmm.pack` shards: a glob pattern or a
+        .tfrecord file) read with a finished run's settings and label vocabulary, as
+        `evaluate_file` scores it (also for noise and attack sweeps)."""
         config = run.config
         config.data.skip_invalid = skip_invalid
         labels = tuple(run.run_info["labels"])
-        manifest = read_manifest_for_config(data_path, config.data,
-                                            labels=labels if self.task.has_classes else None)
+        read = read_records_for_config if names_shards(data_path) else read_manifest_for_config
+        manifest = read(data_path, config.data, labels=labels if self.task.has_classes else None)
         log(manifest.summary())
         return self._pipeline(manifest, self._preprocessor(config)), labels
 
