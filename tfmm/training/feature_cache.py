@@ -45,7 +45,8 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
         (extractor, top): `extractor` maps the frozen encoders' raw inputs to
         {"<modality>_features": [B, F]} (the input of each projection); `top` takes those
         features, the masks and the unfrozen modalities' inputs and returns what `model` returns,
-        sharing every weight with it.
+        sharing every weight with it. Video: per-frame features [B, T, 2048]; the top also
+        takes "video_frame_mask" (the temporal fusion after the features reads it).
     """
     extractor_inputs, extractor_outputs = {}, {}
     top_inputs, embeddings, masks = {}, [], []
