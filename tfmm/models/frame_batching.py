@@ -1,4 +1,4 @@
-"""Per-frame models over clips: frames of all clips as one batch, and back; padding frames blanked."""
+"""Per-frame models over clips: all frames as one batch and back; padding frames blanked."""
 
 import keras
 from keras import ops

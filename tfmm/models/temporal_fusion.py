@@ -1,4 +1,4 @@
-"""Temporal fusion: per-frame vectors [B, T, D] and a frame mask [B, T] -> one clip vector [B, D]."""
+"""Temporal fusion: per-frame vectors [B, T, D] and a frame mask [B, T] -> a clip vector [B, D]."""
 
 import keras
 import keras_hub
