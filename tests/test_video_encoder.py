@@ -198,6 +198,18 @@ def test_layer_and_config_round_trips():
             config_from_dict({"model": {"video_encoder": bad}})
 
 
+def test_dp_sgd_refuses_a_trainable_video_encoder():
+    """InceptionV3's BatchNorm mixes the frames of a batch's examples in training: under DP-SGD
+    no example's gradient would be its own, unless the encoder is frozen (inference mode)."""
+    values = {"data": {"train_manifest": "train.jsonl", "modalities": ["text", "video"]},
+              "training": {"dp_l2_clip": 1.0, "dp_noise_multiplier": 1.0}}
+    with pytest.raises(ConfigError, match=r"cannot train the InceptionV3 video encoder.*"
+                                          r"`model.video_encoder.freeze=true`"):
+        config_from_dict(values).validate()
+    values["model"] = {"video_encoder": {"freeze": True}}
+    assert config_from_dict(values).validate().model.video_encoder.freeze
+
+
 def write_video_manifest(folder, rows):
     """Rows whose label ("high"/"low") the clip's brightness tells; every third clip has 2 of
     the 3 frames (padding)."""

@@ -76,5 +76,12 @@ def encoder_frozen(model_config, modality: str) -> bool:
     return getattr(model_config, f"freeze_{modality}_encoder")
 
 
+def freeze_key(modality: str) -> str:
+    """The config key that freezes this modality's encoder (for messages)."""
+    if modality == "video":
+        return "model.video_encoder.freeze"
+    return f"model.freeze_{modality}_encoder"
+
+
 # `tfmm.config` coerces this field with this function instead of by the default's type.
 VIDEO_FIELD_COERCERS = {"model.video_encoder": coerce_video_encoder}
