@@ -7,7 +7,8 @@ fixed moving statistics, and mixes nothing across examples.
 """
 
 # The trainable encoders that hold BatchNorm layers, by modality.
-BATCHNORM_ENCODERS = {"image": "the ResNet50 image encoder", "audio": "the audio CNN encoder"}
+BATCHNORM_ENCODERS = {"image": "the ResNet50 image encoder", "audio": "the audio CNN encoder",
+                      "video": "the InceptionV3 video encoder"}
 
 
 def private_training_enabled(training) -> bool:
@@ -19,6 +20,7 @@ def check_private_training(config):
     """Raises ConfigError (one line) for `training.dp_*` values DP-SGD cannot run with."""
     from tfmm.config import ConfigError
     from tfmm.tasks import get_task
+    from tfmm.video_encoder_config import encoder_frozen, freeze_key
 
     training, data, model = config.training, config.data, config.model
     for key in ("dp_l2_clip", "dp_noise_multiplier"):
@@ -43,9 +45,9 @@ def check_private_training(config):
                           "with DP-SGD (training.dp_l2_clip > 0): use 'bfloat16' or 'none'")
     if get_task(data.task).reads_jsonl_manifests:
         for modality, encoder in BATCHNORM_ENCODERS.items():
-            if modality in data.modalities and not getattr(model, f"freeze_{modality}_encoder"):
+            if modality in data.modalities and not encoder_frozen(model, modality):
                 raise ConfigError(
                     f"DP-SGD (training.dp_l2_clip > 0) cannot train {encoder}: its BatchNorm "
                     "mixes the examples of a batch, so no example's gradient is its own. Set "
-                    f"`model.freeze_{modality}_encoder=true` (inference mode) or leave "
+                    f"`{freeze_key(modality)}=true` (inference mode) or leave "
                     f"'{modality}' out of `data.modalities`")
