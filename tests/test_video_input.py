@@ -238,3 +238,13 @@ def test_export_from_gif_bytes_equals_the_model_on_frame_folder_features(tmp_pat
     np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(expected), atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[1\]: not a GIF file"):
         serve(video=tf.constant([gif_bytes(clips[0]), png_bytes(clips[1][0])]))
+
+
+def test_video_from_records_is_refused_with_one_line():
+    """Shards hold no video yet (tfmm.pack writes text, image and audio only): reading video from
+    them would fail with a KeyError deep in the pipeline, so the config refuses it."""
+    config = Config(data=DataConfig(modalities=("text", "video"), train_records="r/train-*"))
+    with pytest.raises(ConfigError, match=r"`data.train_records`.*no video.*data.train_manifest"):
+        check_video_config(config)
+    config.data.modalities = ("text",)
+    check_video_config(config)  # shards without video are fine
