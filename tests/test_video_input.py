@@ -16,6 +16,8 @@ from tfmm.data.manifest import ManifestError, read_manifest
 from tfmm.export.input_checks import serving_input_checks
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.preprocessing.video_decoding import decode_video_frames, sample_frame_indices
+from tfmm.data.media_checks import MediaError
+from tfmm.data.video_checks import gif_frame_count, video_frame_paths
 from tfmm.video_config import check_video_config
 
 SIZE = 75  # InceptionV3's smallest input
@@ -182,12 +184,13 @@ def test_serving_rejects_video_bytes_that_are_not_a_gif():
         with tf.control_dependencies(serving_input_checks(inputs, required)):
             return tf.identity(inputs["video"])
 
+    checked = tf.function(check, autograph=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[1\]: not a GIF file"):
-        tf.function(check)(inputs)
+        checked(inputs)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[2\]: empty, but this "
                                                              r"model requires video"):
-        tf.function(check)({"video": tf.constant([gif, gif, b""])}, ["video"])
-    tf.function(check)({"video": tf.constant([gif, b""])})  # a GIF and an optional "" pass
+        checked({"video": tf.constant([gif, gif, b""])}, ["video"])
+    checked({"video": tf.constant([gif, b""])})  # a GIF and an optional "" pass
 
 
 def test_config_checks_video_size_and_sampling():
@@ -248,3 +251,16 @@ def test_video_from_records_is_refused_with_one_line():
         check_video_config(config)
     config.data.modalities = ("text",)
     check_video_config(config)  # shards without video are fine
+
+
+def test_gif_frames_are_counted_before_decoding_and_bombs_refused(tmp_path):
+    """A GIF's frames are counted from its blocks (as many as the decoder finds), so a clip whose
+    frames x width x height exceed the limit is refused before it is decoded."""
+    for frames in (coloured_frames(1), coloured_frames(7), coloured_frames(3)[..., 0]):
+        content = gif_bytes(frames)
+        assert gif_frame_count(content) == tf.io.decode_gif(content).shape[0] == len(frames)
+    write_gif(tmp_path / "clip.gif", coloured_frames(7))  # 7 x 24 x 20 = 3360 pixels
+    assert video_frame_paths("clip.gif", str(tmp_path), max_video_pixels=3360)
+    with pytest.raises(MediaError, match=r"video holds 7 frames of 24x20 pixels \(3360\), more "
+                                         r"than the limit of 3359 .*: clip\.gif"):
+        video_frame_paths("clip.gif", str(tmp_path), max_video_pixels=3359)
