@@ -73,8 +73,13 @@ def test_gif_frame_folder_and_frame_list_give_identical_tensors(tmp_path):
     expected = tf.image.resize(frames[[0, 3, 6, 8, 11]].astype(np.float32), (SIZE, SIZE),
                                antialias=True).numpy()
     np.testing.assert_allclose(gif["video"], np.clip(expected, 0, 255), atol=1e-3)
-    # Serving takes GIF bytes: the same preprocessor call gives the pipeline's tensors.
-    served = preprocessor(5)({"video": tf.constant([gif_bytes(frames), b""])})
+    # Serving takes GIF bytes: the same preprocessor call gives the pipeline's tensors (also
+    # after the layer is rebuilt from its config, as a saved model rebuilds it).
+    saved = preprocessor(5, sampling="first").get_config()
+    assert (saved["video_frames"], saved["video_size"], saved["video_sampling"]) == (5, SIZE,
+                                                                                     "first")
+    served = MultimodalPreprocessor.from_config(dict(saved, video_sampling="uniform"))(
+        {"video": tf.constant([gif_bytes(frames), b""])})
     np.testing.assert_array_equal(served["video"][0], gif["video"])
     np.testing.assert_array_equal(served["video_mask"], [1.0, 0.0])
 
