@@ -45,7 +45,8 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
         (extractor, top): `extractor` maps the frozen encoders' raw inputs to
         {"<modality>_features": [B, F]} (the input of each projection); `top` takes those
         features, the masks and the unfrozen modalities' inputs and returns what `model` returns,
-        sharing every weight with it.
+        sharing every weight with it. Video: per-frame features [B, T, 2048]; the top also
+        takes "video_frame_mask" (the temporal fusion after the features reads it).
     """
     extractor_inputs, extractor_outputs = {}, {}
     top_inputs, embeddings, masks = {}, [], []
@@ -88,7 +89,10 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int) -> tuple
         (inputs, targets): numpy arrays, inputs a dict holding the features, the masks and the
         raw inputs of unfrozen modalities (texts padded to the full length).
     """
-    extract = tf.function(lambda features: extractor(features, training=False), jit_compile=True)
+    # InceptionV3 runs ~3x slower per frame under XLA than without on CPU (README "Video"):
+    # with video features the extractor runs as a plain tf.function.
+    extract = tf.function(lambda features: extractor(features, training=False),
+                          jit_compile="video" + FEATURE_SUFFIX not in extractor.output)
     names = set(extractor.input)
     columns, targets = {}, []
     for features, target in pipeline.batches(batch_size):
