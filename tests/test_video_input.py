@@ -198,7 +198,15 @@ def test_serving_rejects_video_bytes_that_are_not_a_gif():
     checked({"video": tf.constant([gif, b""])})  # a GIF and an optional "" pass
 
 
-def test_config_checks_video_size_and_sampling():
+def test_config_checks_video_size_and_sampling(tmp_path):
+    from helpers.tiny import write_config
+    from tfmm.config import load_config
+
+    path = write_config(tmp_path / "c.json", {"data": {"train_manifest": "m.jsonl",
+                                                       "modalities": ["video"]}})
+    assert load_config(path).data.video_frames == 8  # the defaults validate
+    with pytest.raises(ConfigError, match=r"`data.video_size` must be >= 75.*Received: 32"):
+        load_config(path, ["data.video_size=32"])  # the entry train.py uses
     config = Config(data=DataConfig(modalities=("video",), video_size=74))
     with pytest.raises(ConfigError, match=r"`data.video_size` must be >= 75.*Received: 74"):
         check_video_config(config)
