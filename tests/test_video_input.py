@@ -16,6 +16,8 @@ from tfmm.data.manifest import ManifestError, read_manifest
 from tfmm.export.input_checks import serving_input_checks
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.preprocessing.video_decoding import decode_video_frames, sample_frame_indices
+from tfmm.data.media_checks import MediaError
+from tfmm.data.video_checks import gif_frame_count, video_frame_paths
 from tfmm.video_config import check_video_config
 
 SIZE = 75  # InceptionV3's smallest input
@@ -71,8 +73,13 @@ def test_gif_frame_folder_and_frame_list_give_identical_tensors(tmp_path):
     expected = tf.image.resize(frames[[0, 3, 6, 8, 11]].astype(np.float32), (SIZE, SIZE),
                                antialias=True).numpy()
     np.testing.assert_allclose(gif["video"], np.clip(expected, 0, 255), atol=1e-3)
-    # Serving takes GIF bytes: the same preprocessor call gives the pipeline's tensors.
-    served = preprocessor(5)({"video": tf.constant([gif_bytes(frames), b""])})
+    # Serving takes GIF bytes: the same preprocessor call gives the pipeline's tensors (also
+    # after the layer is rebuilt from its config, as a saved model rebuilds it).
+    saved = preprocessor(5, sampling="first").get_config()
+    assert (saved["video_frames"], saved["video_size"], saved["video_sampling"]) == (5, SIZE,
+                                                                                     "first")
+    served = MultimodalPreprocessor.from_config(dict(saved, video_sampling="uniform"))(
+        {"video": tf.constant([gif_bytes(frames), b""])})
     np.testing.assert_array_equal(served["video"][0], gif["video"])
     np.testing.assert_array_equal(served["video_mask"], [1.0, 0.0])
 
@@ -182,15 +189,24 @@ def test_serving_rejects_video_bytes_that_are_not_a_gif():
         with tf.control_dependencies(serving_input_checks(inputs, required)):
             return tf.identity(inputs["video"])
 
+    checked = tf.function(check, autograph=False)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[1\]: not a GIF file"):
-        tf.function(check)(inputs)
+        checked(inputs)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[2\]: empty, but this "
                                                              r"model requires video"):
-        tf.function(check)({"video": tf.constant([gif, gif, b""])}, ["video"])
-    tf.function(check)({"video": tf.constant([gif, b""])})  # a GIF and an optional "" pass
+        checked({"video": tf.constant([gif, gif, b""])}, ["video"])
+    checked({"video": tf.constant([gif, b""])})  # a GIF and an optional "" pass
 
 
-def test_config_checks_video_size_and_sampling():
+def test_config_checks_video_size_and_sampling(tmp_path):
+    from helpers.tiny import write_config
+    from tfmm.config import load_config
+
+    path = write_config(tmp_path / "c.json", {"data": {"train_manifest": "m.jsonl",
+                                                       "modalities": ["video"]}})
+    assert load_config(path).data.video_frames == 8  # the defaults validate
+    with pytest.raises(ConfigError, match=r"`data.video_size` must be >= 75.*Received: 32"):
+        load_config(path, ["data.video_size=32"])  # the entry train.py uses
     config = Config(data=DataConfig(modalities=("video",), video_size=74))
     with pytest.raises(ConfigError, match=r"`data.video_size` must be >= 75.*Received: 74"):
         check_video_config(config)
@@ -238,3 +254,26 @@ def test_export_from_gif_bytes_equals_the_model_on_frame_folder_features(tmp_pat
     np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(expected), atol=1e-5)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[1\]: not a GIF file"):
         serve(video=tf.constant([gif_bytes(clips[0]), png_bytes(clips[1][0])]))
+
+
+def test_video_from_records_is_refused_with_one_line():
+    """Shards hold no video yet (tfmm.pack writes text, image and audio only): reading video from
+    them would fail with a KeyError deep in the pipeline, so the config refuses it."""
+    config = Config(data=DataConfig(modalities=("text", "video"), train_records="r/train-*"))
+    with pytest.raises(ConfigError, match=r"`data.train_records`.*no video.*data.train_manifest"):
+        check_video_config(config)
+    config.data.modalities = ("text",)
+    check_video_config(config)  # shards without video are fine
+
+
+def test_gif_frames_are_counted_before_decoding_and_bombs_refused(tmp_path):
+    """A GIF's frames are counted from its blocks (as many as the decoder finds), so a clip whose
+    frames x width x height exceed the limit is refused before it is decoded."""
+    for frames in (coloured_frames(1), coloured_frames(7), coloured_frames(3)[..., 0]):
+        content = gif_bytes(frames)
+        assert gif_frame_count(content) == tf.io.decode_gif(content).shape[0] == len(frames)
+    write_gif(tmp_path / "clip.gif", coloured_frames(7))  # 7 x 24 x 20 = 3360 pixels
+    assert video_frame_paths("clip.gif", str(tmp_path), max_video_pixels=3360)
+    with pytest.raises(MediaError, match=r"video holds 7 frames of 24x20 pixels \(3360\), more "
+                                         r"than the limit of 3359 .*: clip\.gif"):
+        video_frame_paths("clip.gif", str(tmp_path), max_video_pixels=3359)

@@ -21,6 +21,11 @@ def check_video_config(config):
         return
     if data.video_frames <= 0:
         raise ConfigError(f"`data.video_frames` must be > 0. Received: {data.video_frames}")
+    for split in ("train", "validation", "test"):
+        if getattr(data, f"{split}_records"):
+            raise ConfigError(f"`data.{split}_records`: TFRecord shards hold no video yet "
+                              "(`tfmm.pack` packs text, image and audio); read video from the "
+                              f"manifest (`data.{split}_manifest`)")
     if data.video_size < MIN_VIDEO_SIZE:
         raise ConfigError(f"`data.video_size` must be >= {MIN_VIDEO_SIZE} (InceptionV3's "
                           f"smallest input). Received: {data.video_size}")

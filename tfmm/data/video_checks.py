@@ -23,6 +23,10 @@ BAD_VIDEO = "undecodable video"
 EMPTY_VIDEO = "empty video"
 FRAME_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+# Largest GIF clip tfmm decodes, in pixels over all its frames (frames x width x height): about
+# 600 MB as 8-bit RGB. The frames are counted from the file's blocks, before decoding, so a small
+# file that decodes to gigabytes (thousands of frames) is rejected without being decoded.
+MAX_VIDEO_PIXELS = 200_000_000
 
 
 def natural_sort_key(name: str) -> tuple:
@@ -31,12 +35,41 @@ def natural_sort_key(name: str) -> tuple:
                  for part in re.split(r"(\d+)", name))
 
 
-def video_frame_paths(value, directory: str) -> tuple:
+def gif_frame_count(content: bytes):
+    """Frames in a GIF, counted from its block structure without decoding; None when the
+    blocks cannot be walked (the decoder then judges the file)."""
+    if len(content) < 13 or content[:6] not in GIF_SIGNATURES:
+        return None
+    position, frames = 13, 0
+    if content[10] & 0x80:  # a global colour table follows the screen descriptor
+        position += 3 * 2 ** ((content[10] & 0x07) + 1)
+    while position < len(content):
+        block = content[position]
+        if block == 0x3B:  # trailer
+            return frames
+        if block == 0x21:  # extension: label, then data sub-blocks
+            position += 2
+        elif block == 0x2C:  # image descriptor, optional local colour table, LZW code size
+            if position + 10 > len(content):
+                return None
+            flags = content[position + 9]
+            position += 10 + (3 * 2 ** ((flags & 0x07) + 1) if flags & 0x80 else 0) + 1
+            frames += 1
+        else:
+            return None
+        while position < len(content) and content[position]:  # sub-blocks until size 0
+            position += content[position] + 1
+        position += 1
+    return frames
+
+
+def video_frame_paths(value, directory: str, max_video_pixels: int = MAX_VIDEO_PIXELS) -> tuple:
     """The files of one video field, checked: (gif path,) or the frame paths in order.
 
     Args:
         value: the row's "video" value: a path string or a list of path strings.
         directory: the folder relative paths resolve against.
+        max_video_pixels: limit of a GIF's frames x width x height (checked before decoding).
 
     Returns:
         tuple of resolved paths.
@@ -55,7 +88,7 @@ def video_frame_paths(value, directory: str) -> tuple:
         for written, resolved in paths:
             _check_exists(written, resolved)
         if len(paths) == 1 and _read(*paths[0])[:6] in GIF_SIGNATURES:
-            return _checked_gif(*paths[0])
+            return _checked_gif(*paths[0], max_video_pixels)
         return _checked_frames(paths, f"video frame list {value[0]!r}...")
     if not isinstance(value, str):
         raise MediaError("wrong type", 'field "video" must be a GIF path, a frame folder or a '
@@ -71,7 +104,7 @@ def video_frame_paths(value, directory: str) -> tuple:
                                           f"({'/'.join(FRAME_EXTENSIONS)}): {value}")
         return _checked_frames([(f"{value.rstrip('/')}/{name}", os.path.join(resolved, name))
                                 for name in names], value)
-    return _checked_gif(value, resolved)
+    return _checked_gif(value, resolved, max_video_pixels)
 
 
 def _resolve(written: str, directory: str) -> str:
@@ -102,13 +135,19 @@ def _check_pixels(written, content, frames=1):
                                     f"(tfmm.data.media_checks.MAX_IMAGE_PIXELS): {written}")
 
 
-def _checked_gif(written, resolved) -> tuple:
+def _checked_gif(written, resolved, max_video_pixels) -> tuple:
     content = _read(written, resolved)
     if content[:6] not in GIF_SIGNATURES:
         raise MediaError(BAD_VIDEO, "video file is not an animated GIF (MP4 and other "
                                     "containers: convert them to a GIF or to numbered frame "
                                     f"images, see README \"Video\"): {written}")
     _check_pixels(written, content)
+    frames, size = gif_frame_count(content), image_size_from_header(content)
+    if frames and size and frames * size[0] * size[1] > max_video_pixels:
+        raise MediaError(BAD_VIDEO, f"video holds {frames} frames of {size[0]}x{size[1]} pixels "
+                                    f"({frames * size[0] * size[1]}), more than the limit of "
+                                    f"{max_video_pixels} (tfmm.data.video_checks."
+                                    f"MAX_VIDEO_PIXELS): {written}")
     try:
         tf.io.decode_gif(content)
     except tf.errors.OpError:
