@@ -90,6 +90,18 @@ def test_an_invalid_row_stops_with_file_and_line(tiny_manifest, tmp_path, capsys
     assert index["skipped_reasons"] == {"missing file": 1, "unknown label": 1}
 
 
+def test_video_is_refused_not_dropped(tiny_manifest, tmp_path, capsys):
+    """Shards hold no video: packing a video manifest stops with one line (it used to write
+    shards without the clips and list video in the index)."""
+    from tfmm.data.pack import main
+
+    prefix = str(tmp_path / "out" / "train")
+    assert main([tiny_manifest, prefix, "--shards", "1", "--modalities", "text,video"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: --modalities: shards hold text, image, audio; ['video']")
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_shards_of_another_pack_or_without_index_are_refused(tiny_manifest, tmp_path):
     from tfmm.data.record_format import RecordsError, shards_of_pattern
 

@@ -78,10 +78,15 @@ def pack_manifest(manifest_path: str, out_prefix: str, num_shards: int, *,
 
     Raises:
         ManifestError: an invalid row (without skip_invalid) or no valid row.
-        ValueError: num_shards < 1.
+        ValueError: num_shards < 1, or a modality the shards cannot hold (video).
     """
     if num_shards < 1:
         raise ValueError(f"num_shards must be >= 1. Received: {num_shards}")
+    unpackable = [name for name in (*modalities, *optional_modalities) if name not in MEDIA]
+    if unpackable:
+        raise ValueError(f"--modalities: shards hold {', '.join(MEDIA)}; {unpackable} cannot be "
+                         "packed yet (train video from the manifest). Received: "
+                         f"{list(modalities)}")
     manifest = read_manifest(
         manifest_path, task=task, modalities=modalities, optional_modalities=optional_modalities,
         labels=labels, num_targets=num_targets, audio_sample_rate=audio_sample_rate,
