@@ -33,7 +33,15 @@ def evaluate_run(path: str, data_path: str, out_dir=None, name=None, batch_size=
     Raises:
         RunFolderError: `path` is not a finished run.
     """
-    run = load_finished_run(path)
+    return evaluate_finished_run(load_finished_run(path), data_path, out_dir, name, batch_size,
+                                 skip_invalid, log, drop_modalities, drop_fraction)
+
+
+def evaluate_finished_run(run, data_path: str, out_dir=None, name=None, batch_size=64,
+                          skip_invalid=False, log=print, drop_modalities=(),
+                          drop_fraction: float = 1.0) -> dict:
+    """`evaluate_run` for a loaded `tfmm.run_folder.FinishedRun` (its model may be a Keras
+    model or a `tfmm.export.litert_runner.LiteRTModel`); the same arguments and report."""
     recipe = recipe_for(run.config.data.task)
     reports = RunFolder(out_dir) if out_dir else run.folder
     name = name or os.path.splitext(os.path.basename(data_path))[0]

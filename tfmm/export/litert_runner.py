@@ -165,19 +165,12 @@ def evaluate_litert(tflite_path: str, data_path: str, out_dir=None, name=None, b
                     skip_invalid=False, log=print, drop_modalities=(),
                     drop_fraction: float = 1.0) -> dict:
     """`tfmm.evaluation.evaluate_run.evaluate_run` with the .tflite model in place of the Keras
-    one: the same preprocessing, report and plots. The report's default name is the data file's
-    name and the .tflite file's name (`test_model_int8`), beside the run's other reports."""
-    from tfmm.recipes import recipe_for
-    from tfmm.run_folder import RunFolder
+    one (the same evaluation code: preprocessing, report, plots, log lines). The report's
+    default name is the data file's name and the .tflite file's name (`test_model_int8`),
+    beside the run's other reports."""
+    from tfmm.evaluation.evaluate_run import evaluate_finished_run
 
-    run = load_litert_run(tflite_path)
-    recipe = recipe_for(run.config.data.task)
-    reports = RunFolder(out_dir) if out_dir else run.folder
     name = name or "_".join(os.path.splitext(os.path.basename(path))[0]
                             for path in (data_path, tflite_path))
-    report = recipe.evaluate_file(run, data_path, reports.path, name, batch_size, skip_invalid,
-                                  log, drop_modalities=drop_modalities,
-                                  drop_fraction=drop_fraction)
-    log(f"{name} ({os.path.basename(tflite_path)}): {recipe.task.headline(report)}")
-    log(f"report: {reports.report(name)}")
-    return report
+    return evaluate_finished_run(load_litert_run(tflite_path), data_path, out_dir, name,
+                                 batch_size, skip_invalid, log, drop_modalities, drop_fraction)
