@@ -16,6 +16,9 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
     """Copies the weights of every encoder that a source model shares with `model`.
 
     An encoder is shared when both models have one for the same modality (`model.encoders`).
+    A pooled encoder (one vector) also starts a token encoder (`output_tokens`) of the same
+    sizes: its feature part (ResNet50, the audio CNN, BERT) and its projection's kernel and bias
+    are copied; the token position embeddings keep their fresh initialisation.
 
     Args:
         model: the freshly built tfmm model.
@@ -45,14 +48,27 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
                 f"({list(model.modalities)}; it has {list(source_model.modalities)})")
         for modality in shared:
             target, origin = model.encoders[modality], source_model.encoders[modality]
-            target_shapes = [tuple(weight.shape) for weight in target.weights]
-            origin_shapes = [tuple(weight.shape) for weight in origin.weights]
-            if target_shapes != origin_shapes:
+            parts = [(target, origin)]
+            if not _same_shapes(target.weights, origin.weights):
+                try:  # pooled <-> token encoder: the feature part and the projection's Dense
+                    parts = [(target.get_layer(f"{modality}_{part}"),
+                              origin.get_layer(f"{modality}_{part}"))
+                             for part in ("features", "projection")]
+                    parts[1] = tuple(getattr(layer, "dense", layer) for layer in parts[1])
+                except ValueError:  # no such parts: reported as not fitting below
+                    pass
+            if not all(_same_shapes(to.weights, of.weights) for to, of in parts):
                 raise EncoderTransferError(
                     f"`model.init_encoders_from`: the {modality} encoder of {path} does not fit "
                     "this model (different sizes: check projection_dim, image_size, audio "
                     "settings)")
-            target.set_weights(origin.get_weights())
+            for to, of in parts:
+                to.set_weights(of.get_weights())
             loaded.append(modality)
             log(f"{modality} encoder: weights from {path}")
     return loaded
+
+
+def _same_shapes(weights, other_weights) -> bool:
+    return [tuple(weight.shape) for weight in weights] == [tuple(weight.shape)
+                                                          for weight in other_weights]
