@@ -15,8 +15,8 @@ token; 64x64: 2x2, four tokens). Untrained weights (time does not depend on them
   encoder, the fusion and the head, `model(features, training=False)` in a tf.function, batch 1:
   milliseconds per example (the raw-input signature adds the same preprocessing to every method).
 
-Variants run interleaved in rounds (the order rotates; benchlib's house rule); the table gives
-medians over rounds and each variant's step time relative to pooled attention fusion.
+After one warm-up call each, variants run interleaved in rounds (the order rotates; benchlib's
+house rule); the table gives medians over rounds and each variant's step time relative to pooled attention fusion.
 
     python bench/fusion_ablation.py
     python bench/fusion_ablation.py --quick   # one image size, fewer rounds
@@ -38,12 +38,12 @@ METHODS = (("concat", None), ("attention", None), ("gated", None), ("tensor", No
 
 
 def parse_args():
-    parser = benchlib.parser(__doc__, rounds=3, quick="image size 32 only, 2 rounds")
+    parser = benchlib.parser(__doc__, rounds=5, quick="image size 32 only, 2 rounds")
     parser.add_argument("--config", default="configs/av_digits.py")
     parser.add_argument("--image-sizes", default="32,64")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5, help="training steps per measurement")
-    parser.add_argument("--calls", type=int, default=5, help="serving calls per measurement")
+    parser.add_argument("--calls", type=int, default=10, help="serving calls per measurement")
     args = parser.parse_args()
     if args.quick:
         args.image_sizes, args.rounds = "32", 2
@@ -77,6 +77,8 @@ def main():
     print(benchlib.machine_line())
     config = dict(load_stages(args.config, only=("fused",)))["fused"]
     config.model.init_encoders_from = ()  # untrained: the time does not depend on the weights
+    config.model.image_augmentation = 0.0  # frozen: it would not augment anyway
+    tf.get_logger().setLevel("ERROR")  # one traced step per variant is the point, not a warning
     config.data.batch_size = args.batch_size
     config.training.jit_compile, config.training.checkpoint_every_steps = "true", 0
     backbone = load_bert_backbone(config.model.text_preset)
@@ -101,7 +103,7 @@ def main():
             serve = tf.function(lambda features, model=model: model(features, training=False))
             example = {name: tf.constant(random_like(tensor, 1, random))
                        for name, tensor in model.input.items()}
-            example.update({name: tf.ones((1,)) for name in example if name.endswith("_mask")})
+            example.update({f"{modality}_mask": tf.ones((1,)) for modality in model.modalities})
             example["padding_mask"] = tf.ones_like(example["padding_mask"])
             first_calls[name] = (timed(lambda: float(trainer.train_step((cached, targets))[0])),
                                  timed(lambda: keras.tree.map_structure(np.asarray,
@@ -118,6 +120,8 @@ def main():
             variants[name + " step"], variants[name + " serve"] = step, serving
             print(f"built {name}: first step + compile {first_calls[name][0]:.1f} s, first "
                   f"serving call {first_calls[name][1]:.1f} s", flush=True)
+    for measure in variants.values():  # warm-up: the first calls after building are slower
+        measure()
     results = interleave(variants, args.rounds, log=lambda line: print(line, flush=True))
     print(f"\nfusion methods on the quickstart's shapes (text 24 tokens, audio "
           f"{config.data.audio_length} samples; frozen encoders), {args.rounds} rounds; step = "

@@ -138,3 +138,17 @@ def test_padding_of_the_text_input_gets_zero_attention_weight_in_the_model(tiny_
     assert np.all(weights[np.broadcast_to(key_mask[:, None, None, :], weights.shape) == 0] == 0)
     np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
     assert positions[0] == ("fusion", 0) and positions[9] == ("audio", 0)
+
+
+@pytest.mark.parametrize("fusion", ["tensor", "low_rank", "gated", "late"])
+def test_pooled_fusion_models_round_trip_through_model_keras(fusion, tiny_preset, tmp_path):
+    config = config_from_dict(tiny_config(
+        tiny_preset, "unused.jsonl", str(tmp_path / "run"), modalities=("text", "audio"),
+        model={"fusion": fusion, "fusion_options": {"rank": 3, "tensor_dim": 4}})).validate()
+    model = build_multimodal_model(config, 2)
+    features = token_inputs()
+    model.save(str(tmp_path / "model.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "model.keras"))
+    assert loaded.fusion.get_config() == model.fusion.get_config()
+    assert loaded.head.get_config() == model.head.get_config()
+    np.testing.assert_allclose(loaded(features)["logits"], model(features)["logits"], atol=1e-6)
