@@ -116,3 +116,39 @@ def test_pooled_encoders_start_a_token_model(tiny_preset, tmp_path):
                         pooled.encoders["audio"].get_layer("audio_features").weights)
     for token_weight, pooled_weight in audio_weights:
         np.testing.assert_array_equal(token_weight.numpy(), pooled_weight.numpy())
+
+
+def test_padding_of_the_text_input_gets_zero_attention_weight_in_the_model(tiny_preset, tmp_path):
+    """The encoders' token masks (BERT's padding mask) and the modality masks reach the fusion's
+    attention: explain's token-level weights are 0 on them."""
+    from tfmm.explain.fusion_attention import token_attention_weights, token_positions
+
+    config = config_from_dict(tiny_config(
+        tiny_preset, "unused.jsonl", str(tmp_path / "run"), modalities=("text", "audio"),
+        model={"fusion": "cross_attention", "dropout": 0.1})).validate()
+    model = build_multimodal_model(config, 2)
+    features = token_inputs()
+    weights = token_attention_weights(model, features)["fusion_transformer_0"].numpy()
+    positions = token_positions(model)
+    assert weights.shape == (3, 2, 12, 12) and len(positions) == 12  # fusion + 8 text + 3 audio
+    key_mask = np.ones((3, 12))
+    for example, text_length in enumerate((8, 5, 3)):
+        key_mask[example, 1 + text_length:9] = 0  # padding
+    key_mask[1, 9:] = 0  # example 1 has no audio
+    assert np.all(weights[np.broadcast_to(key_mask[:, None, None, :], weights.shape) == 0] == 0)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, atol=1e-5)
+    assert positions[0] == ("fusion", 0) and positions[9] == ("audio", 0)
+
+
+@pytest.mark.parametrize("fusion", ["tensor", "low_rank", "gated", "late"])
+def test_pooled_fusion_models_round_trip_through_model_keras(fusion, tiny_preset, tmp_path):
+    config = config_from_dict(tiny_config(
+        tiny_preset, "unused.jsonl", str(tmp_path / "run"), modalities=("text", "audio"),
+        model={"fusion": fusion, "fusion_options": {"rank": 3, "tensor_dim": 4}})).validate()
+    model = build_multimodal_model(config, 2)
+    features = token_inputs()
+    model.save(str(tmp_path / "model.keras"))
+    loaded = keras.saving.load_model(str(tmp_path / "model.keras"))
+    assert loaded.fusion.get_config() == model.fusion.get_config()
+    assert loaded.head.get_config() == model.head.get_config()
+    np.testing.assert_allclose(loaded(features)["logits"], model(features)["logits"], atol=1e-6)
