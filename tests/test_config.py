@@ -52,7 +52,8 @@ def test_type_and_value_errors(tmp_path):
     path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"}})
     with pytest.raises(ConfigError, match=r"`training.epochs` must be a number. Received: 'many'"):
         load_config(path, ["training.epochs=many"])
-    with pytest.raises(ConfigError, match=r"`model.fusion` must be one of \['concat', 'attention'\]"):
+    with pytest.raises(ConfigError, match=r"`model.fusion` must be one of \['concat', 'attention', "
+                       r"'cross_attention', 'tensor', 'low_rank', 'gated', 'late'\]"):
         load_config(path, ["model.fusion=sum"])
     with pytest.raises(ConfigError, match=r"`training.dropout_masks` must be one of "
                                           r"\['threefry', 'keras'\]"):

@@ -21,6 +21,7 @@ from tfmm.augmentation_config import check_augmentation_config
 from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS as IMBALANCE_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
+from tfmm.fusion_config import FUSION_FIELD_COERCERS, check_fusion_config
 from tfmm.pruning_config import PRUNING_FIELD_COERCERS
 from tfmm.video_config import check_video_config
 from tfmm.video_encoder_config import VIDEO_FIELD_COERCERS, VideoEncoderConfig, encoder_frozen
@@ -29,7 +30,7 @@ from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
 MODALITIES = ("text", "image", "audio", "video")
 FIELD_COERCERS = {**IMBALANCE_COERCERS, **AUGMENTATION_COERCERS, **RECORD_FIELD_COERCERS,
-                  **PRUNING_FIELD_COERCERS, **VIDEO_FIELD_COERCERS,
+                  **PRUNING_FIELD_COERCERS, **VIDEO_FIELD_COERCERS, **FUSION_FIELD_COERCERS,
                   "training.adversarial": coerce_adversarial}
 
 class ConfigError(UserError, ValueError):
@@ -46,7 +47,7 @@ class DataConfig:
     train_records: str = ""
     validation_records: str = ""
     test_records: str = ""
-    builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
+    builder: str = ""  # bundled data set written on first use (recipes.manifest.BUILDERS), or "".
     seed: int = 0  # seed the builder draws the data set's rows with (never training.seed).
     # What the rows hold.
     # "multiclass" | "multilabel" | "regression" | "qa" (extractive question answering on
@@ -101,7 +102,8 @@ class ModelConfig:
     init_encoders_from: tuple = ()  # earlier run folders / model.keras files: their encoders load.
     # Fusion and head.
     projection_dim: int = 128  # shared width every encoder projects to.
-    fusion: str = "attention"  # "concat" | "attention".
+    fusion: str = "attention"  # "concat" | "attention" | "cross_attention" | ...: fusion_config.py.
+    fusion_options: Any = None  # {"cross_attention_mode": "co_attention", ...}: fusion_config.py.
     fusion_num_heads: int = 4
     fusion_num_layers: int = 1
     modality_dropout: float = 0.0  # probability of dropping a modality per example in training.
@@ -195,7 +197,6 @@ class Config:
             if name not in data.modalities:
                 raise ConfigError("`data.optional_modalities` must be a subset of `data.modalities`"
                                   f" ({list(data.modalities)}). Received: {name!r}")
-        check_choice("model.fusion", model.fusion, ("concat", "attention"))
         check_choice("training.mixed_precision", training.mixed_precision,
                       ("none", "bfloat16", "float16"))
         check_choice("training.jit_compile", str(training.jit_compile).lower(),
@@ -240,7 +241,8 @@ class Config:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
         for check in (check_imbalance_config, check_records_config, check_adversarial_config,
-                      check_augmentation_config, check_video_config):  # own modules
+                      check_augmentation_config, check_video_config,
+                      check_fusion_config):  # own modules
             check(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError

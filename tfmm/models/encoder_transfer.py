@@ -22,6 +22,9 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
     """Copies the weights of every encoder that a source model shares with `model`.
 
     An encoder is shared when both models have one for the same modality (`model.encoders`).
+    A pooled encoder (one vector) also starts a token encoder (`output_tokens`) of the same
+    sizes: its feature part (ResNet50, the audio CNN, BERT) and its projection's kernel and bias
+    are copied; the token position embeddings keep their fresh initialisation.
     A video encoder whose temporal part differs (fusion, frame count) loads its InceptionV3 only.
 
     Args:
@@ -52,19 +55,29 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
                 f"({list(model.modalities)}; it has {list(source_model.modalities)})")
         for modality in shared:
             target, origin = model.encoders[modality], source_model.encoders[modality]
-            part = "encoder"
-            if modality == "video" and not same_shapes(target, origin):
+            parts, part = [(target, origin)], "encoder"
+            if not same_shapes(target, origin) and modality == "video":
                 # Another temporal fusion or frame count (a mean-pooling stage before an
                 # attention one): InceptionV3, the part that was learnt per frame, transfers.
-                target, origin = (encoder.get_layer("video_features") for encoder in
-                                  (target, origin))
+                parts = [tuple(encoder.get_layer("video_features") for encoder in
+                               (target, origin))]
                 part = "encoder's InceptionV3 (its temporal part differs: not loaded)"
-            if not same_shapes(target, origin):
+            elif not same_shapes(target, origin):
+                try:  # pooled <-> token encoder: the feature part and the projection's Dense
+                    parts = [(target.get_layer(f"{modality}_{name}"),
+                              origin.get_layer(f"{modality}_{name}"))
+                             for name in ("features", "projection")]
+                    parts[1] = tuple(getattr(layer, "dense", layer) for layer in parts[1])
+                except ValueError:  # no such parts: reported as not fitting below
+                    pass
+            if not all(same_shapes(to, of) for to, of in parts):
                 raise EncoderTransferError(
                     f"`model.init_encoders_from`: the {modality} encoder of {path} does not fit "
                     "this model (different sizes: check projection_dim, image_size, audio "
                     "settings)")
-            target.set_weights(origin.get_weights())
+            for to, of in parts:
+                to.set_weights(of.get_weights())
             loaded.append(modality)
             log(f"{modality} {part}: weights from {path}")
     return loaded
+

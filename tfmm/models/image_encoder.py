@@ -8,6 +8,7 @@ from tfmm.augmentation_config import ImageAugmentation as ImageAugmentationOptio
 from tfmm.models.encoder_features import EncoderFeatures
 from tfmm.models.image_augmentation import ImageAugmentation
 from tfmm.models.random_shift import RandomShift
+from tfmm.models.token_projection import TokenMask, TokenProjection
 
 
 class ImageWeightsError(UserError, ValueError):
@@ -42,8 +43,9 @@ def resolve_image_weights(weights: str):
     return weights
 
 
-def load_resnet50(image_size: int, weights: str) -> keras.Model:
-    """ResNet50 without its top, average-pooled, with the weights `weights` names.
+def load_resnet50(image_size: int, weights: str, pooling: str = "avg") -> keras.Model:
+    """ResNet50 without its top, average-pooled (or its feature map: pooling None), with the
+    weights `weights` names.
 
     Raises:
         ImageWeightsError: a missing local file, or "imagenet" whose download failed (offline).
@@ -53,7 +55,7 @@ def load_resnet50(image_size: int, weights: str) -> keras.Model:
     try:
         resnet = keras.applications.ResNet50(
             include_top=False, weights=None if local_file else resolved,
-            input_shape=(image_size, image_size, 3), pooling="avg")
+            input_shape=(image_size, image_size, 3), pooling=pooling)
     except Exception as error:  # keras' get_file raises a bare Exception("URL fetch failure...")
         if resolved != "imagenet" or not (isinstance(error, OSError)
                                           or "URL fetch failure" in str(error)):
@@ -72,8 +74,10 @@ def load_resnet50(image_size: int, weights: str) -> keras.Model:
 
 def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
                         freeze: bool = False, augmentation=0.0,
-                        batchnorm_momentum: float = 0.99, seed: int = 0) -> keras.Model:
-    """RGB images -> one [projection_dim] vector per image.
+                        batchnorm_momentum: float = 0.99, seed: int = 0,
+                        output_tokens: bool = False) -> keras.Model:
+    """RGB images -> one [projection_dim] vector per image (or a grid of tokens,
+    `output_tokens`).
 
     Args:
         image_size: static height and width (>= 32).
@@ -86,13 +90,19 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
             augment).
         batchnorm_momentum: momentum of ResNet50's BatchNorm moving statistics.
         seed: seed of the augmentation.
+        output_tokens: return ResNet50's last feature map (h x w cells, h = w = the size / 32
+            rounded up: 2 x 2 at 64, 7 x 7 at 224) as h * w spatial tokens, row by row, each
+            projected with a learned row and column embedding added, instead of its average.
+            `image_features` then returns {"features": [B, h * w, 2048], "token_mask": ones}.
 
     The frozen part is `image_features` (augmentation, input normalisation and ResNet50, an
     `EncoderFeatures`): frozen, it runs in inference mode even in training (no augmentation,
     BatchNorm on moving statistics); `image_projection` always learns.
 
     Returns:
-        A functional model: float32 [B, S, S, 3] in [0, 255] -> [B, projection_dim].
+        A functional model: float32 [B, S, S, 3] in [0, 255] -> [B, projection_dim]; with
+        output_tokens, {"tokens": [B, h * w, projection_dim], "token_mask": float32 ones
+        [B, h * w]}.
     """
     images = keras.Input((image_size, image_size, 3), name="image")
     features = images
@@ -106,14 +116,24 @@ def build_image_encoder(image_size: int, projection_dim: int, weights: str = "",
         features = ImageAugmentation(**vars(augmentation), seed=seed,
                                      name="image_augmentation")(features)
     features = ResNetInputNormalization(name="resnet_input_normalization")(features)
-    resnet = load_resnet50(image_size, weights)
+    resnet = load_resnet50(image_size, weights, pooling=None if output_tokens else "avg")
     for layer in resnet.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = batchnorm_momentum
-    pooled = resnet(features)
-    image_features = EncoderFeatures(images, pooled, name="image_features")
+    outputs = resnet(features)
+    if output_tokens:
+        _, rows, cols, channels = outputs.shape
+        grid = keras.layers.Reshape((rows * cols, channels), name="image_grid_tokens")(outputs)
+        outputs = {"features": grid, "token_mask": TokenMask(name="image_token_mask")(grid)}
+    image_features = EncoderFeatures(images, outputs, name="image_features")
     image_features.trainable = not freeze
     encoder_input = keras.Input((image_size, image_size, 3), name="image")  # own input
+    if output_tokens:
+        computed = image_features(encoder_input)
+        tokens = TokenProjection(projection_dim, (rows, cols), name="image_projection")(
+            computed["features"])
+        return keras.Model(encoder_input, {"tokens": tokens, "token_mask": computed["token_mask"]},
+                           name="image_encoder")
     projected = keras.layers.Dense(projection_dim, name="image_projection")(
         image_features(encoder_input))
     return keras.Model(encoder_input, projected, name="image_encoder")

@@ -15,10 +15,9 @@ import keras
 
 from tfmm.augmentation_config import augmentation_options
 from tfmm.models.audio_encoder import build_audio_encoder
-from tfmm.models.fusion.attention_fusion import AttentionFusion
-from tfmm.models.fusion.concat_fusion import ConcatFusion
+from tfmm.fusion_config import uses_tokens
+from tfmm.models.fusion.factory import build_fusion_and_head
 from tfmm.models.fusion.modality_dropout import ModalityDropout
-from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.image_encoder import build_image_encoder
 from tfmm.models.text_encoder import build_text_encoder, load_bert_backbone
 from tfmm.models.token_masking import bert_special_token_ids
@@ -29,19 +28,23 @@ from tfmm.tasks import get_task
 
 @keras.saving.register_keras_serializable(package="tfmm")
 class MultimodalModel(keras.Model):
-    """Encoders -> one vector per modality -> modality dropout -> fusion -> task head.
+    """Encoders -> vectors or tokens per modality -> modality dropout -> fusion -> task head.
 
     Any non-empty subset of ("text", "image", "audio") gives the same graph shape: one [D] vector
-    per modality, stacked into tokens [B, M, D] with masks [B, M].
+    per modality, stacked into tokens [B, M, D] with masks [B, M]; or, for a token-level fusion
+    (`CrossAttentionFusion`), each modality's token sequence [B, T_m, D] and token mask [B, T_m].
 
     Args:
         encoders: {modality: encoder}, in the order the fusion sees the modalities; each
-            encoder is a keras.Model from its raw input(s) to [B, D] (see `build_text_encoder`,
-            `build_image_encoder`, `build_audio_encoder`). The model's inputs take the encoders'
-            input names, shapes and dtypes.
-        fusion: a fusion layer, (tokens [B, M, D], masks [B, M]) -> [B, F].
+            encoder is a keras.Model from its raw input(s) to [B, D], or all of them to
+            {"tokens": [B, T, D], "token_mask": [B, T]} (`output_tokens=True` of
+            `build_text_encoder`, `build_image_encoder`, `build_audio_encoder`). The model's
+            inputs take the encoders' input names, shapes and dtypes.
+        fusion: a fusion layer, (tokens [B, M, D], masks [B, M]) -> [B, F]; for token
+            encoders (list of tokens [B, T_m, D], list of token masks [B, T_m], masks [B, M]).
         modality_dropout: a `ModalityDropout` layer, masks [B, M] -> masks [B, M].
-        head: a `TaskHead`, [B, F] -> [B, K]; its `task` names the output key.
+        head: a `TaskHead`, [B, F] -> [B, K] (or a `LateFusionHead`, which also reads the
+            masks); its `task` names the output key.
 
     Inputs: {"<modality>_mask": float32 [B]} and each encoder's inputs ("token_ids",
     "segment_ids", "padding_mask" int32 [B, L]; "image" float32 [B, S, S, 3]; "audio" float32
@@ -122,6 +125,7 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
         (regression).
     """
     data, model_config = config.data, config.model
+    output_tokens = uses_tokens(model_config.fusion)
     encoders = {}
     for modality in data.modalities:
         if modality == "text":
@@ -134,7 +138,8 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 backbone, text_length, model_config.projection_dim,
                 freeze=model_config.freeze_text_encoder, augmentation=text_augmentation,
                 special_token_ids=bert_special_token_ids(model_config.text_preset)
-                if text_augmentation.token_mask_rate > 0 else None, seed=config.training.seed)
+                if text_augmentation.token_mask_rate > 0 else None, seed=config.training.seed,
+                output_tokens=output_tokens)
         elif modality == "image":
             encoders["image"] = build_image_encoder(
                 data.image_size, model_config.projection_dim, weights=model_config.image_weights,
@@ -142,7 +147,7 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 augmentation=augmentation_options("model.image_augmentation",
                                                   model_config.image_augmentation),
                 batchnorm_momentum=model_config.image_batchnorm_momentum,
-                seed=config.training.seed)
+                seed=config.training.seed, output_tokens=output_tokens)
         elif modality == "audio":
             encoders["audio"] = build_audio_encoder(
                 data.audio_length, data.audio_sample_rate, model_config.projection_dim,
@@ -154,7 +159,7 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 batchnorm_momentum=model_config.audio_batchnorm_momentum,
                 augmentation=augmentation_options("model.audio_augmentation",
                                                   model_config.audio_augmentation),
-                seed=config.training.seed)
+                seed=config.training.seed, output_tokens=output_tokens)
         elif modality == "video":
             video = model_config.video_encoder  # a tfmm.video_encoder_config.VideoEncoderConfig
             encoders["video"] = build_video_encoder(
@@ -162,31 +167,32 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 weights=video.weights, freeze=video.freeze, temporal=video.temporal,
                 temporal_layers=video.temporal_layers, temporal_heads=video.temporal_heads,
                 dropout=model_config.dropout, batchnorm_momentum=video.batchnorm_momentum,
-                seed=config.training.seed)
-    if model_config.fusion == "concat":
-        fusion = ConcatFusion(name="concat_fusion")
-    else:
-        fusion = AttentionFusion(num_heads=model_config.fusion_num_heads,
-                                 num_layers=model_config.fusion_num_layers,
-                                 dropout=model_config.dropout, name="attention_fusion")
+                output_tokens=output_tokens, seed=config.training.seed)
+    fusion, head = build_fusion_and_head(config, num_outputs)
     modality_dropout = ModalityDropout(model_config.modality_dropout, seed=config.training.seed,
                                        name="modality_dropout")
-    head = TaskHead(data.task, num_outputs, hidden_dim=model_config.head_hidden_dim,
-                    dropout=model_config.dropout, name="task_head")
     return MultimodalModel(encoders, fusion, modality_dropout, head, name="tfmm_multimodal")
 
 
 def fuse_and_predict(embeddings, masks, modality_dropout, fusion, head, task: str) -> dict:
-    """Modality vectors [B, D] and masks [B] -> tokens [B, M, D] -> fusion -> {head kind: [B, K]}.
+    """Per-modality encoder outputs and masks [B] -> fusion -> {head kind: [B, K]}.
 
+    Vectors [B, D] are stacked into tokens [B, M, D]; token outputs ({"tokens", "token_mask"})
+    go to the fusion as lists, with the masks [B, M] (after modality dropout) beside them.
     The layers come from the caller, so a model over cached encoder features
     (`tfmm.training.feature_cache`) can share them with the full model.
     """
-    width = embeddings[0].shape[-1]
-    tokens = keras.layers.Concatenate(axis=1, name="modality_tokens")(
-        [keras.layers.Reshape((1, width))(vector) for vector in embeddings])
     stacked_masks = keras.layers.Concatenate(axis=1, name="modality_masks")(
         [keras.layers.Reshape((1,))(mask) for mask in masks])
-    fused = fusion(tokens, modality_dropout(stacked_masks))
+    masks = modality_dropout(stacked_masks)
+    if isinstance(embeddings[0], dict):
+        fused = fusion([output["tokens"] for output in embeddings],
+                       [output["token_mask"] for output in embeddings], masks)
+    else:
+        width = embeddings[0].shape[-1]
+        tokens = keras.layers.Concatenate(axis=1, name="modality_tokens")(
+            [keras.layers.Reshape((1, width))(vector) for vector in embeddings])
+        fused = fusion(tokens, masks)
     (output_key,) = get_task(task).output_keys
-    return {output_key: head(fused)}
+    return {output_key: head(fused, masks) if getattr(head, "reads_masks", False)
+            else head(fused)}

@@ -4,6 +4,7 @@ test manifest -> the raw-input serving SavedModel.
 """
 
 import dataclasses
+import importlib
 import os
 
 import tensorflow as tf
@@ -24,6 +25,10 @@ from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
 from tfmm.recipes.recipe import Recipe
 from tfmm.run_folder import RunFolder, history_by_metric
 
+# The bundled data sets `data.builder` names: (module, function writing it to a folder).
+BUILDERS = {"av_digits": ("tfmm.data.av_digits", "build_av_digits"),
+            "grid_digits": ("tfmm.data.grid_digits", "build_grid_digits")}
+
 
 def prepare_data(config, log=print):
     """Writes a bundled data set when the config names one and its manifests are missing.
@@ -35,14 +40,16 @@ def prepare_data(config, log=print):
     data = config.data
     if not data.builder:
         return
-    if data.builder != "av_digits":
-        raise ConfigError(f"`data.builder` must be '' or 'av_digits'. Received: {data.builder!r}")
-    from tfmm.data.av_digits import build_av_digits
+    if data.builder not in BUILDERS:
+        raise ConfigError(f"`data.builder` must be '' or one of {sorted(BUILDERS)}. "
+                          f"Received: {data.builder!r}")
+    module_name, function_name = BUILDERS[data.builder]
+    build = getattr(importlib.import_module(module_name), function_name)
 
     out_dir = os.path.dirname(data.train_manifest) or "."
     if not (tf.io.gfile.exists(data.train_manifest) and tf.io.gfile.exists(data.test_manifest)):
-        log(f"writing the AV-digits QA data set to {out_dir}")
-    build_av_digits(out_dir, seed=data.seed)
+        log(f"writing the {data.builder} data set to {out_dir}")
+    build(out_dir, seed=data.seed)
 
 
 def read_manifests(config, log=print) -> tuple:

@@ -26,6 +26,7 @@ from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 from tfmm.video_encoder_config import encoder_frozen
 
 FEATURE_SUFFIX = "_features"
+TOKEN_MASK_SUFFIX = "_token_mask"
 
 
 def frozen_modalities(config) -> tuple:
@@ -43,7 +44,8 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
 
     Returns:
         (extractor, top): `extractor` maps the frozen encoders' raw inputs to
-        {"<modality>_features": [B, F]} (the input of each projection); `top` takes those
+        {"<modality>_features": [B, F]} (the input of each projection); for token encoders
+        {"<modality>_features": [B, T, F], "<modality>_token_mask": [B, T]}; `top` takes those
         features, the masks and the unfrozen modalities' inputs and returns what `model` returns,
         sharing every weight with it. Video: per-frame features [B, T, 2048]; the top also
         takes "video_frame_mask" (the temporal fusion after the features reads it).
@@ -68,10 +70,20 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
                 continue
             projection = encoder.get_layer(f"{modality}_projection")
             extractor_inputs.update(named_raw)
-            extractor_outputs[modality + FEATURE_SUFFIX] = features_of(raw)
+            computed = features_of(raw)
+            token_outputs = isinstance(computed, dict)  # {"features", "token_mask"}
+            extractor_outputs[modality + FEATURE_SUFFIX] = (computed["features"] if token_outputs
+                                                            else computed)
             features = keras.Input(projection.input.shape[1:], name=modality + FEATURE_SUFFIX)
             top_inputs[features.name] = features
-            embeddings.append(projection(features))
+            if not token_outputs:
+                embeddings.append(projection(features))
+                continue
+            extractor_outputs[modality + TOKEN_MASK_SUFFIX] = computed["token_mask"]
+            token_mask = keras.Input(computed["token_mask"].shape[1:], dtype="float32",
+                                     name=modality + TOKEN_MASK_SUFFIX)
+            top_inputs[token_mask.name] = token_mask
+            embeddings.append({"tokens": projection(features), "token_mask": token_mask})
         else:
             top_inputs.update(named_raw)
             embeddings.append(encoder(raw))
