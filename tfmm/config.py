@@ -43,7 +43,7 @@ class DataConfig:
     train_records: str = ""
     validation_records: str = ""
     test_records: str = ""
-    builder: str = ""  # name of a bundled data set written on first use ("av_digits"), or "".
+    builder: str = ""  # bundled data set written on first use ("av_digits", "video_digits"), or "".
     seed: int = 0  # seed the builder draws the data set's rows with (never training.seed).
     # What the rows hold.
     # "multiclass" | "multilabel" | "regression" | "qa" (extractive question answering on

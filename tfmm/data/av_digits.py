@@ -282,7 +282,7 @@ def _write_if_changed(path: str, data: bytes) -> None:
         _atomic_write(path, data)
 
 
-def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int) -> None:
+def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int, name: str = "AV-digits") -> None:
     """Raises DataSeedError when out_dir's test.jsonl was drawn with another seed than `seed`."""
     path = os.path.join(out_dir, "test.jsonl")
     if not os.path.exists(path):
@@ -297,7 +297,7 @@ def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int) -> None:
     except (OSError, ValueError, KeyError):
         pass
     raise DataSeedError(
-        f"{path}: the AV-digits data set there was written with {written}, not data.seed={seed}; "
+        f"{path}: the {name} data set there was written with {written}, not data.seed={seed}; "
         f"it is kept as it is. Set data.seed to the seed it was written with, or write the other "
         f"data set to another folder (data.train_manifest/validation_manifest/test_manifest)")
 

@@ -34,14 +34,17 @@ def prepare_data(config, log=print):
     data = config.data
     if not data.builder:
         return
-    if data.builder != "av_digits":
-        raise ConfigError(f"`data.builder` must be '' or 'av_digits'. Received: {data.builder!r}")
+    if data.builder not in ("av_digits", "video_digits"):
+        raise ConfigError("`data.builder` must be '', 'av_digits' or 'video_digits'. "
+                          f"Received: {data.builder!r}")
     from tfmm.data.av_digits import build_av_digits
+    from tfmm.data.video_digits import build_video_digits
 
     out_dir = os.path.dirname(data.train_manifest) or "."
     if not (tf.io.gfile.exists(data.train_manifest) and tf.io.gfile.exists(data.test_manifest)):
-        log(f"writing the AV-digits QA data set to {out_dir}")
-    build_av_digits(out_dir, seed=data.seed)
+        log(f"writing the {data.builder} data set to {out_dir}")
+    {"av_digits": build_av_digits, "video_digits": build_video_digits}[data.builder](
+        out_dir, seed=data.seed)
 
 
 def read_manifests(config, log=print) -> tuple:
