@@ -58,7 +58,7 @@ def test_type_and_value_errors(tmp_path):
                                           r"\['threefry', 'keras'\]"):
         load_config(path, ["training.dropout_masks=philox"])
     with pytest.raises(ConfigError, match=r"`data.modalities` must be one of"):
-        load_config(path, ["data.modalities=text,video"])
+        load_config(path, ["data.modalities=text,smell"])
     with pytest.raises(ConfigError, match=r"`data.image_size` must be >= 32"):
         load_config(path, ["data.image_size=16"])
     with pytest.raises(ConfigError, match=r"divisible by `model.fusion_num_heads`"):

@@ -17,6 +17,8 @@ SERIALIZABLE_MODULES = (
     "tfmm.models.image_augmentation",
     "tfmm.models.token_masking",
     "tfmm.models.image_encoder",
+    "tfmm.models.frame_batching",
+    "tfmm.models.video_encoder",
     "tfmm.models.log_mel_spectrogram",
     "tfmm.models.fusion.attention_pooling",
     "tfmm.models.fusion.attention_fusion",

@@ -22,12 +22,15 @@ from tfmm.errors import UserError
 from tfmm.imbalance_config import FIELD_COERCERS as IMBALANCE_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
 from tfmm.pruning_config import PRUNING_FIELD_COERCERS
+from tfmm.video_config import check_video_config
+from tfmm.video_encoder_config import VIDEO_FIELD_COERCERS, VideoEncoderConfig, encoder_frozen
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
-MODALITIES = ("text", "image", "audio")
+MODALITIES = ("text", "image", "audio", "video")
 FIELD_COERCERS = {**IMBALANCE_COERCERS, **AUGMENTATION_COERCERS, **RECORD_FIELD_COERCERS,
-                  **PRUNING_FIELD_COERCERS, "training.adversarial": coerce_adversarial}
+                  **PRUNING_FIELD_COERCERS, **VIDEO_FIELD_COERCERS,
+                  "training.adversarial": coerce_adversarial}
 
 class ConfigError(UserError, ValueError):
     """A config file or override that does not fit the schema."""
@@ -65,6 +68,9 @@ class DataConfig:
     audio_sample_rate: int = 8000  # Hz the model expects.
     audio_length: int = 8000  # samples per clip: longer clips are cropped, shorter padded.
     resample_audio: bool = True  # resample other rates in the graph; False: reject them.
+    video_frames: int = 8  # frames per clip (README "Video"; tfmm/video_config.py).
+    video_size: int = 75  # frames are resized to video_size x video_size x 3 (>= 75).
+    video_sampling: str = "uniform"  # "uniform" (spread over the clip) | "first".
     batch_size: int = 64  # global batch size (split across replicas).
     shuffle_buffer: int = 10000  # examples in the shuffle buffer.
     cache: Any = True  # decoded examples: true|"memory", false|"none", or a file path prefix.
@@ -90,6 +96,7 @@ class ModelConfig:
     audio_batchnorm_momentum: float = 0.9  # moving-statistics momentum of its BatchNorms.
     freeze_audio_encoder: bool = False
     audio_augmentation: Any = None  # {"noise_snr_db": [0, 20], ...}: tfmm/augmentation_config.py.
+    video_encoder: VideoEncoderConfig = VideoEncoderConfig()  # a dict: tfmm/video_encoder_config.py
     init_encoders_from: tuple = ()  # earlier run folders / model.keras files: their encoders load.
     # Fusion and head.
     projection_dim: int = 128  # shared width every encoder projects to.
@@ -222,8 +229,7 @@ class Config:
                               f" Received: projection_dim={model.projection_dim}, "
                               f"fusion_num_heads={model.fusion_num_heads}")
         if training.cache_frozen_features:
-            frozen = [name for name in data.modalities
-                      if getattr(model, f"freeze_{name}_encoder")]
+            frozen = [name for name in data.modalities if encoder_frozen(model, name)]
             if not frozen or not get_task(data.task).reads_jsonl_manifests:
                 raise ConfigError("`training.cache_frozen_features` needs a frozen encoder "
                                   "(model.freeze_text/image/audio_encoder) of a classification or "
@@ -233,7 +239,7 @@ class Config:
                 raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
                                   "cannot use `data.text_length_buckets`; set one of them off")
         for check in (check_imbalance_config, check_records_config, check_adversarial_config,
-                      check_augmentation_config):  # options with modules of their own
+                      check_augmentation_config, check_video_config):  # own modules
             check(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError

@@ -1,4 +1,5 @@
-"""PNG and WAV files for the tests, written with zlib and the wave module (no TensorFlow).
+"""PNG, WAV and GIF files for the tests, written with zlib, the wave module and Pillow (GIF; no
+TensorFlow).
 
 The one home of the tests' image and audio bytes: `png_bytes` / `wav_bytes` make valid files,
 `write_png` / `write_wav` put them on disk, `png_header` declares a size without pixels (for the
@@ -112,3 +113,22 @@ def write_wav(path, samples=None, frames: int = 80, sample_rate: int = 8000, cha
     if samples is None:
         samples = np.full((frames, channels), 0.01, np.float32)
     return _write(path, wav_bytes(samples, sample_rate, channels, sample_width))
+
+
+def gif_bytes(frames) -> bytes:
+    """An animated GIF of uint8 frames [N, H, W] (grey) or [N, H, W, 3] (RGB), written with
+    Pillow. Lossless when the frames use at most 256 colours together; consecutive frames must
+    differ (Pillow merges equal ones)."""
+    import numpy as np
+    from PIL import Image
+
+    images = [Image.fromarray(np.asarray(frame, np.uint8)) for frame in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=100,
+                   loop=0)
+    return buffer.getvalue()
+
+
+def write_gif(path, frames) -> str:
+    """Writes `gif_bytes(frames)` to `path`, making its folder; returns the path."""
+    return _write(path, gif_bytes(frames))

@@ -32,6 +32,20 @@ def read_file_or_empty(path: tf.Tensor) -> tf.Tensor:
                    lambda: tf.constant(b""))
 
 
+def read_files_or_empty(paths: tf.Tensor) -> tf.Tensor:
+    """`read_file_or_empty` of a path ([]) or of each path of a vector ([F]: a video's frames)."""
+    if paths.shape.rank == 0:
+        return read_file_or_empty(paths)
+    return tf.map_fn(read_file_or_empty, paths, fn_output_signature=tf.string)
+
+
+def video_path_rows(rows) -> list:
+    """Each row's video files ((gif,) or its frames; none without video) padded with "" to the
+    longest: the [rows, F] paths whose bytes the preprocessor decodes."""
+    longest = max([len(row.video or ()) for row in rows] + [1])
+    return [list(row.video or ()) + [""] * (longest - len(row.video or ())) for row in rows]
+
+
 class ExamplePipeline:
     """Decoded, cached examples of one manifest, batched per epoch.
 
@@ -87,13 +101,15 @@ class ExamplePipeline:
             columns["image"] = [row.image or "" for row in manifest.rows]
         if "audio" in modalities:
             columns["audio"] = [row.audio or "" for row in manifest.rows]
+        if "video" in modalities:
+            columns["video"] = video_path_rows(manifest.rows)
         targets = get_task(task).encode_targets(manifest.rows, manifest.labels)
         if resample != "none":
             self.class_counts = np.bincount(targets, minlength=len(manifest.labels))
         dataset = tf.data.Dataset.from_tensor_slices((columns, targets))
 
         def read(columns, target):
-            return {name: (value if name == "text" else read_file_or_empty(value))
+            return {name: (value if name == "text" else read_files_or_empty(value))
                     for name, value in columns.items()}, target
 
         # Files are read one by one, then decoded a batch at a time by the same batched call

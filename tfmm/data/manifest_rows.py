@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import tensorflow as tf
 from tfmm.data.media_checks import BAD_AUDIO, MediaError, check_image, read_wav_header
+from tfmm.data.video_checks import video_frame_paths
 
 MAX_LABELS_SHOWN = 20
 
@@ -26,7 +27,7 @@ WRONG_SAMPLE_RATE = "wrong sample rate"
 UNKNOWN_LABEL = "unknown label"
 
 
-_KNOWN_FIELDS = ("id", "text", "image", "audio", "label", "target")
+_KNOWN_FIELDS = ("id", "text", "image", "audio", "video", "label", "target")
 
 # A problem with one row (kind, message); the manifest reader adds the file and line.
 RowError = MediaError
@@ -46,6 +47,8 @@ class ManifestRow:
         target: tuple of floats (regression), else None.
         audio_sample_rate: sample rate read from the WAV header, or None without audio.
         extra: the row's other fields (e.g. a question type to break a report down by).
+        video: resolved files of the row's video, or None: (gif,) or the frame images in order
+            (`tfmm.data.video_checks`).
     """
 
     line: int
@@ -57,6 +60,7 @@ class ManifestRow:
     target: Optional[tuple]
     audio_sample_rate: Optional[int]
     extra: dict = dataclasses.field(default_factory=dict, compare=False)
+    video: Optional[tuple] = None
 
 
 
@@ -91,6 +95,7 @@ class RowReader:
         self.target_field = target_field
         self.image_errors = {}  # resolved path -> RowError or None.
         self.audio_results = {}  # resolved path -> sample rate or RowError.
+        self.video_results = {}  # the field's JSON -> frame paths or RowError.
         self.id_lines = {}  # explicit id -> line of its first valid row.
 
     def read_row(self, line: int, raw: bytes) -> ManifestRow:
@@ -111,11 +116,12 @@ class RowReader:
         text = self._read_text(record) if "text" in present else None
         image = self._read_image(record) if "image" in present else None
         audio, sample_rate = self._read_audio(record) if "audio" in present else (None, None)
+        video = self._read_video(record) if "video" in present else None
         label, target = self.task.read_answer(self, record)
         row_id = self._read_unique_id(record, line)
         return ManifestRow(line=line, id=row_id, text=text, image=image,
                            audio=audio, label=label, target=target,
-                           audio_sample_rate=sample_rate,
+                           audio_sample_rate=sample_rate, video=video,
                            extra={key: value for key, value in record.items()
                                   if key not in _KNOWN_FIELDS})
 
@@ -176,6 +182,19 @@ class RowReader:
         if isinstance(result, RowError):
             raise result
         return resolved, result
+
+    def _read_video(self, record) -> tuple:
+        """The video's files (checked once per distinct field value)."""
+        key = json.dumps(record["video"])
+        if key not in self.video_results:
+            try:
+                self.video_results[key] = video_frame_paths(record["video"], self.directory)
+            except RowError as error:
+                self.video_results[key] = error
+        result = self.video_results[key]
+        if isinstance(result, RowError):
+            raise result
+        return result
 
     def _check_audio(self, written, resolved) -> int:
         """Checks a WAV file; returns its sample rate."""

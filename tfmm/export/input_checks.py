@@ -20,7 +20,8 @@ def serving_input_checks(inputs: dict, required) -> list:
     """The assertions on a batch of raw serving inputs.
 
     Args:
-        inputs: {"text" | "image" | "audio": tf.string [B]}; "" marks a missing modality.
+        inputs: {"text" | "image" | "audio" | "video": tf.string [B]} ("video": GIF bytes); ""
+            marks a missing modality.
         required: modalities that may not be missing ("" or, for text, blank).
 
     Returns:
@@ -57,6 +58,8 @@ def serving_input_checks(inputs: dict, required) -> list:
                 pixels > MAX_IMAGE_PIXELS,
                 f"image[{{}}]: its header declares {{}} pixels, more than the limit of "
                 f"{MAX_IMAGE_PIXELS} (tfmm.data.media_checks.MAX_IMAGE_PIXELS)", [pixels]))
+        elif name == "video":
+            checks.extend(_video_checks(value, present))
         elif name == "text":
             valid = tf.equal(value, tf.strings.unicode_transcode(
                 value, "UTF-8", "UTF-8", errors="replace"))
@@ -93,6 +96,23 @@ def declared_pixels(image_bytes, header) -> tf.Tensor:
 
     jpeg = tf.map_fn(jpeg_pixels, image_bytes, fn_output_signature=tf.int64)
     return tf.maximum(pixels, jpeg)
+
+
+def _video_checks(gif_bytes, present) -> list:
+    """A present video must be a GIF (TensorFlow decodes no other video format) whose header
+    declares at most MAX_IMAGE_PIXELS pixels per frame."""
+    header = header_bytes(gif_bytes, 10)
+    gif = header_has_tag(header, 0, "GIF87a") | header_has_tag(header, 0, "GIF89a")
+    pixels = little_endian_field(header, 6, 2) * little_endian_field(header, 8, 2)
+    return [
+        _assert_no_bad_row(present & tf.logical_not(gif),
+                           "video[{}]: not a GIF file (convert other videos to GIF, README "
+                           "\"Video\")"),
+        _assert_no_bad_row(present & gif & (pixels > MAX_IMAGE_PIXELS),
+                           f"video[{{}}]: its header declares {{}} pixels per frame, more than the "
+                           f"limit of {MAX_IMAGE_PIXELS} (tfmm.data.media_checks.MAX_IMAGE_PIXELS)",
+                           [pixels]),
+    ]
 
 
 def _audio_checks(wav_bytes, present) -> list:

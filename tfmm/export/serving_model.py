@@ -6,6 +6,7 @@ WAV decoding and resampling) and the model in one graph:
     inputs:  text  tf.string [B]  (questions / sentences; "" = no text)
              image tf.string [B]  (encoded JPEG/PNG/GIF/BMP bytes; "" = no image)
              audio tf.string [B]  (WAV file bytes; "" = no audio)
+             video tf.string [B]  (animated GIF bytes; "" = no video)
     outputs: multiclass: probabilities float32 [B, C], label tf.string [B] (the most probable
                  class), score float32 [B] (its probability)
              multilabel: the same, and labels tf.string [B, C]: entry c is class c's name when
@@ -13,8 +14,8 @@ WAV decoding and resampling) and the model in one graph:
              regression: predictions float32 [B, T]
 
 Only the model's modalities are inputs. "" is accepted only for the preprocessor's
-`optional_modalities`; an empty required input, a file that is not a WAV / image, or text that is
-not UTF-8 fails the request with an InvalidArgumentError naming the input and the row
+`optional_modalities`; an empty required input, a file that is not a WAV / image / GIF video, or
+text that is not UTF-8 fails the request with an InvalidArgumentError naming the input and the row
 (`tfmm.export.input_checks`).
 """
 

@@ -22,6 +22,7 @@ from tfmm.models.heads.task_head import TaskHead
 from tfmm.models.image_encoder import build_image_encoder
 from tfmm.models.text_encoder import build_text_encoder, load_bert_backbone
 from tfmm.models.token_masking import bert_special_token_ids
+from tfmm.models.video_encoder import build_video_encoder
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
 from tfmm.tasks import get_task
 
@@ -153,6 +154,14 @@ def build_multimodal_model(config, num_outputs: int, text_backbone=None) -> Mult
                 batchnorm_momentum=model_config.audio_batchnorm_momentum,
                 augmentation=augmentation_options("model.audio_augmentation",
                                                   model_config.audio_augmentation),
+                seed=config.training.seed)
+        elif modality == "video":
+            video = model_config.video_encoder  # a tfmm.video_encoder_config.VideoEncoderConfig
+            encoders["video"] = build_video_encoder(
+                data.video_frames, data.video_size, model_config.projection_dim,
+                weights=video.weights, freeze=video.freeze, temporal=video.temporal,
+                temporal_layers=video.temporal_layers, temporal_heads=video.temporal_heads,
+                dropout=model_config.dropout, batchnorm_momentum=video.batchnorm_momentum,
                 seed=config.training.seed)
     if model_config.fusion == "concat":
         fusion = ConcatFusion(name="concat_fusion")

@@ -5,8 +5,10 @@ import tensorflow as tf
 
 from tfmm.preprocessing.decoding import decode_audio, decode_audio_batch, decode_image
 from tfmm.preprocessing.text_preprocessor import build_text_preprocessor
+from tfmm.preprocessing.video_decoding import decode_video_frames
 
 MASK_SUFFIX = "_mask"
+VIDEO_FRAME_MASK = "video_frame_mask"
 
 
 @keras.saving.register_keras_serializable(package="tfmm")
@@ -18,20 +20,26 @@ class MultimodalPreprocessor(keras.layers.Layer):
     `tf.data` `map`) or on a batch (rank-1 strings, as in the serving signature).
 
     Args:
-        modalities: subset of ("text", "image", "audio").
+        modalities: subset of ("text", "image", "audio", "video").
         text_preset: BERT preset whose WordPiece vocabulary tokenizes the text.
         text_sequence_length: tokens per text, [CLS] and [SEP] included.
         image_size: images become [image_size, image_size, 3] float32 in [0, 255].
         audio_sample_rate: Hz the model expects.
         audio_length: samples per waveform.
         resample_audio: resample other sample rates (True) or reject them (False).
+        video_frames: T, frames per video; video_size: S, frames become [S, S, 3];
+        video_sampling: "uniform" | "first" (`tfmm.preprocessing.video_decoding`).
         optional_modalities: modalities an example may lack (""), as `data.optional_modalities`;
             the preprocessor masks any "" out, the serving signature rejects "" for the others.
 
-    Input: dict with a tf.string entry ("text", "image", "audio") per modality, shape [] or [B].
+    Input: dict with a tf.string entry ("text", "image", "audio", "video") per modality, shape []
+        or [B]; "video" holds GIF bytes ([] or [B]) or rows of frame images ([B, F], "" padding
+        at the end of each row; the data pipeline reads frame folders so).
     Output: dict with, per modality present, text: "token_ids", "segment_ids", "padding_mask"
         (int32 [B, text_sequence_length]); image: "image" (float32 [B, S, S, 3]); audio: "audio"
-        (float32 [B, audio_length]); and "<modality>_mask" (float32 [B], 1 = present).
+        (float32 [B, audio_length]); video: "video" (float32 [B, T, S, S, 3] in [0, 255]) and
+        "video_frame_mask" (float32 [B, T], 1 = real frame, 0 = padding of a short clip); and
+        "<modality>_mask" (float32 [B], 1 = present).
 
     Example:
         preprocessor = MultimodalPreprocessor(("text", "image"), text_preset="minilm")
@@ -40,7 +48,8 @@ class MultimodalPreprocessor(keras.layers.Layer):
 
     def __init__(self, modalities=("text", "image", "audio"), text_preset="minilm",
                  text_sequence_length=32, image_size=32, audio_sample_rate=8000,
-                 audio_length=8000, resample_audio=True, optional_modalities=(), **kwargs):
+                 audio_length=8000, resample_audio=True, optional_modalities=(),
+                 video_frames=8, video_size=75, video_sampling="uniform", **kwargs):
         super().__init__(**kwargs)
         self.modalities = tuple(modalities)
         self.text_preset = text_preset
@@ -50,6 +59,9 @@ class MultimodalPreprocessor(keras.layers.Layer):
         self.audio_length = audio_length
         self.resample_audio = resample_audio
         self.optional_modalities = tuple(optional_modalities)
+        self.video_frames = video_frames
+        self.video_size = video_size
+        self.video_sampling = video_sampling
         self.text_preprocessor = None
         if "text" in self.modalities:
             self.text_preprocessor = build_text_preprocessor(text_preset, text_sequence_length)
@@ -84,7 +96,33 @@ class MultimodalPreprocessor(keras.layers.Layer):
                 outputs["audio"] = decode_audio_batch(audio, self.audio_sample_rate,
                                                       self.audio_length, self.resample_audio)
                 outputs["audio" + MASK_SUFFIX] = _presence(audio)
+        if "video" in self.modalities:
+            outputs.update(self._decode_videos(inputs["video"]))
         return outputs
+
+    def _decode_videos(self, encoded):
+        """"video", "video_frame_mask" and "video_mask" of GIF bytes or rows of frame images."""
+        encoded = tf.convert_to_tensor(encoded, tf.string)
+        frames_shape = (self.video_frames, self.video_size, self.video_size, 3)
+
+        def decode_or_placeholder(item):
+            present = tf.reduce_any(tf.strings.length(item) > 0)
+            return tf.cond(present, lambda: decode_video_frames(
+                item, self.video_frames, self.video_size, self.video_sampling),
+                lambda: (tf.zeros(frames_shape), tf.zeros([self.video_frames])))
+
+        if encoded.shape.rank == 0:
+            frames, frame_mask = decode_or_placeholder(encoded)
+            present = _presence(encoded)
+        else:
+            frames, frame_mask = tf.map_fn(
+                decode_or_placeholder, encoded, fn_output_signature=(
+                    tf.TensorSpec(frames_shape, tf.float32),
+                    tf.TensorSpec([self.video_frames], tf.float32)))
+            lengths = tf.strings.length(encoded)
+            present = tf.cast((lengths if encoded.shape.rank == 1
+                               else tf.reduce_max(lengths, axis=1)) > 0, tf.float32)
+        return {"video": frames, VIDEO_FRAME_MASK: frame_mask, "video" + MASK_SUFFIX: present}
 
     def _decode_image(self, image_bytes):
         return decode_image(image_bytes, self.image_size)
@@ -119,6 +157,9 @@ class MultimodalPreprocessor(keras.layers.Layer):
             "audio_length": self.audio_length,
             "resample_audio": self.resample_audio,
             "optional_modalities": list(self.optional_modalities),
+            "video_frames": self.video_frames,
+            "video_size": self.video_size,
+            "video_sampling": self.video_sampling,
         })
         return config
 
@@ -131,7 +172,9 @@ class MultimodalPreprocessor(keras.layers.Layer):
                    audio_sample_rate=data_config.audio_sample_rate,
                    audio_length=data_config.audio_length,
                    resample_audio=data_config.resample_audio,
-                   optional_modalities=data_config.optional_modalities)
+                   optional_modalities=data_config.optional_modalities,
+                   video_frames=data_config.video_frames, video_size=data_config.video_size,
+                   video_sampling=data_config.video_sampling)
 
 
 def _presence(encoded: tf.Tensor) -> tf.Tensor:

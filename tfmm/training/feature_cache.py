@@ -23,16 +23,15 @@ import keras
 from tfmm.data.dataset import count_batches, epoch_batches
 from tfmm.models.multimodal_model import MultimodalModel, fuse_and_predict, new_encoder_inputs
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
+from tfmm.video_encoder_config import encoder_frozen
 
 FEATURE_SUFFIX = "_features"
 
 
 def frozen_modalities(config) -> tuple:
     """The configured modalities whose encoder is frozen (in the config's modality order)."""
-    frozen = {"text": config.model.freeze_text_encoder,
-              "image": config.model.freeze_image_encoder,
-              "audio": config.model.freeze_audio_encoder}
-    return tuple(modality for modality in config.data.modalities if frozen[modality])
+    return tuple(modality for modality in config.data.modalities
+                 if encoder_frozen(config.model, modality))
 
 
 def build_feature_models(model: MultimodalModel, frozen) -> tuple:
@@ -59,6 +58,13 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
             # The encoder's two parts (see its builder): the frozen one (an EncoderFeatures,
             # which runs in inference mode like in training) and the projection.
             features_of = encoder.get_layer(f"{modality}_features")
+            if modality == "video":  # the part after the features also reads the frame mask
+                extractor_inputs["video"] = named_raw["video"]
+                extractor_outputs["video" + FEATURE_SUFFIX] = features_of(named_raw["video"])
+                video_inputs = new_encoder_inputs(encoder.get_layer("video_temporal"))[1]
+                top_inputs.update(video_inputs)
+                embeddings.append(encoder.get_layer("video_temporal")(video_inputs))
+                continue
             projection = encoder.get_layer(f"{modality}_projection")
             extractor_inputs.update(named_raw)
             extractor_outputs[modality + FEATURE_SUFFIX] = features_of(raw)
