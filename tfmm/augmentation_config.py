@@ -139,6 +139,8 @@ def check_augmentation_config(config):
     computed once, before training)."""
     for modality in config.data.modalities:
         key = f"model.{modality}_augmentation"
+        if not hasattr(config.model, f"{modality}_augmentation"):
+            continue  # video has no augmentation options
         options = augmentation_options(key, getattr(config.model, f"{modality}_augmentation"))
         if is_enabled(options) and getattr(config.model, f"freeze_{modality}_encoder"):
             cached = (" and its features are cached once (training.cache_frozen_features)"

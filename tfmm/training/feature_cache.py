@@ -88,7 +88,10 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int) -> tuple
         (inputs, targets): numpy arrays, inputs a dict holding the features, the masks and the
         raw inputs of unfrozen modalities (texts padded to the full length).
     """
-    extract = tf.function(lambda features: extractor(features, training=False), jit_compile=True)
+    # InceptionV3 runs ~3x slower per frame under XLA than without on CPU (README "Video"):
+    # with video features the extractor runs as a plain tf.function.
+    extract = tf.function(lambda features: extractor(features, training=False),
+                          jit_compile="video" + FEATURE_SUFFIX not in extractor.output)
     names = set(extractor.input)
     columns, targets = {}, []
     for features, target in pipeline.batches(batch_size):
