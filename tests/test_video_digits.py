@@ -141,3 +141,30 @@ def test_a_folder_written_with_another_seed_is_kept(built):
                                                        "with data.seed=0, not data.seed=1"):
         video_digits.build_video_digits(out, train_examples_per_recording=1, seed=1)
     assert open(os.path.join(out, "test.jsonl"), "rb").read() == before
+
+
+def test_recipe_samples_one_frame_of_each_digit_and_ablates_only_the_temporal_fusion():
+    from helpers import tiny
+    from tfmm.config import load_stages
+    from tfmm.preprocessing.video_decoding import sample_frame_indices
+
+    stages = dict(load_stages(os.path.join(tiny.REPO_ROOT, "configs", "video_digits.py")))
+    assert list(stages) == ["frame_encoder", "audio_encoder", "fused", "fused_mean"]
+    frames = stages["frame_encoder"]
+    assert frames.data.builder == "video_digits" and frames.data.video_frames == 1
+    assert frames.data.train_manifest.endswith("frames_train.jsonl")
+    fused, mean = stages["fused"], stages["fused_mean"]
+    assert fused.model.video_encoder.temporal == "attention"
+    assert mean.model.video_encoder.temporal == "mean"
+    assert fused.model.video_encoder.freeze and fused.training.cache_frozen_features
+    assert fused.model.init_encoders_from == (frames.training.run_dir,
+                                              stages["audio_encoder"].training.run_dir)
+    assert fused.data == mean.data and fused.data.modalities == ("text", "video", "audio")
+    # the sampled frames show each digit once, in time order
+    indices, mask = sample_frame_indices(FRAMES_PER_CLIP, fused.data.video_frames,
+                                         fused.data.video_sampling)
+    digit_of_frame = [int(i) // video_digits.FRAMES_PER_DIGIT for i in indices.numpy()]
+    assert digit_of_frame == list(range(video_digits.DIGITS_PER_CLIP)) and mask.numpy().all()
+    # the frame stage's one frame of a single-scan clip is a real frame
+    _, mask = sample_frame_indices(video_digits.FRAMES_PER_DIGIT, 1, frames.data.video_sampling)
+    assert mask.numpy().tolist() == [1.0]
