@@ -2,6 +2,7 @@
 padding frames zero weight, config and saving round trips, and a text + video model trained on
 the cached per-frame features of a frozen video encoder."""
 
+import dataclasses
 import os
 
 import keras
@@ -67,6 +68,19 @@ def test_padding_frames_never_change_the_encoder_output(encoder):
     changed_real[0, 0] = 255.0 - changed_real[0, 0]
     changed = encoder({"video": changed_real, "video_frame_mask": FRAME_MASK}).numpy()
     assert not np.allclose(changed[0], outputs[0][0], atol=1e-4)  # a real frame counts
+
+
+def test_output_tokens_are_frames_with_time_positions_and_the_frame_mask():
+    """For token-level fusion: one token per frame; the same frame at two times differs."""
+    keras.utils.set_random_seed(1)
+    encoder = build_video_encoder(2, SIZE, 8, output_tokens=True)
+    frame = clips()[:1, :1]
+    mask = np.array([[1, 1]], np.float32)
+    output = encoder({"video": np.concatenate([frame, frame], axis=1), "video_frame_mask": mask})
+    assert set(output) == {"tokens", "token_mask"}
+    assert tuple(output["tokens"].shape) == (1, 2, 8)
+    np.testing.assert_array_equal(output["token_mask"], mask)
+    assert not np.allclose(output["tokens"][0, 0], output["tokens"][0, 1], atol=1e-4)
 
 
 def fusion_model(temporal, dropout=0.0):
@@ -269,3 +283,17 @@ def test_text_and_video_run_trains_saves_and_transfers_its_video_encoder(tiny_pr
         "text", "video"]
     inputs = {"video": with_new_padding(clips()), "video_frame_mask": FRAME_MASK}
     np.testing.assert_allclose(fresh.encoders["video"](inputs), video(inputs), atol=1e-5)
+
+    # A model with another temporal fusion (mean) starts from the run's InceptionV3 only.
+    mean_config = video_config(tiny_preset, tmp_path, rows=16, epochs=2)
+    mean_config.model.video_encoder = dataclasses.replace(mean_config.model.video_encoder,
+                                                          temporal="mean")
+    mean_model = build_multimodal_model(mean_config, 2)
+    lines = []
+    assert load_encoder_weights(mean_model, [result["run_dir"]], log=lines.append) == [
+        "text", "video"]
+    assert "video encoder's InceptionV3 (its temporal part differs: not loaded)" in lines[1]
+    features = [model.encoders["video"].get_layer("video_features") for model in
+                (mean_model, result["model"])]
+    np.testing.assert_allclose(features[0](inputs["video"]), features[1](inputs["video"]),
+                               atol=1e-5)

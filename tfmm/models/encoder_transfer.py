@@ -12,10 +12,17 @@ class EncoderTransferError(UserError):
     """An `init_encoders_from` source that is missing or does not fit the model."""
 
 
+def same_shapes(target: keras.Model, origin: keras.Model) -> bool:
+    """Whether two models hold weights of the same shapes in the same order."""
+    return ([tuple(weight.shape) for weight in target.weights]
+            == [tuple(weight.shape) for weight in origin.weights])
+
+
 def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
     """Copies the weights of every encoder that a source model shares with `model`.
 
     An encoder is shared when both models have one for the same modality (`model.encoders`).
+    A video encoder whose temporal part differs (fusion, frame count) loads its InceptionV3 only.
 
     Args:
         model: the freshly built tfmm model.
@@ -45,14 +52,19 @@ def load_encoder_weights(model: MultimodalModel, sources, log=print) -> list:
                 f"({list(model.modalities)}; it has {list(source_model.modalities)})")
         for modality in shared:
             target, origin = model.encoders[modality], source_model.encoders[modality]
-            target_shapes = [tuple(weight.shape) for weight in target.weights]
-            origin_shapes = [tuple(weight.shape) for weight in origin.weights]
-            if target_shapes != origin_shapes:
+            part = "encoder"
+            if modality == "video" and not same_shapes(target, origin):
+                # Another temporal fusion or frame count (a mean-pooling stage before an
+                # attention one): InceptionV3, the part that was learnt per frame, transfers.
+                target, origin = (encoder.get_layer("video_features") for encoder in
+                                  (target, origin))
+                part = "encoder's InceptionV3 (its temporal part differs: not loaded)"
+            if not same_shapes(target, origin):
                 raise EncoderTransferError(
                     f"`model.init_encoders_from`: the {modality} encoder of {path} does not fit "
                     "this model (different sizes: check projection_dim, image_size, audio "
                     "settings)")
             target.set_weights(origin.get_weights())
             loaded.append(modality)
-            log(f"{modality} encoder: weights from {path}")
+            log(f"{modality} {part}: weights from {path}")
     return loaded
