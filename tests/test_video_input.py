@@ -201,3 +201,40 @@ def test_config_checks_video_size_and_sampling():
     config.data.video_sampling, config.data.video_frames = "first", 0
     with pytest.raises(ConfigError, match=r"`data.video_frames` must be > 0"):
         check_video_config(config)
+
+
+@pytest.mark.slow  # InceptionV3 export: about 100 s on the loaded 2-core CPU
+def test_export_from_gif_bytes_equals_the_model_on_frame_folder_features(tmp_path):
+    """The exported signature fed GIF bytes gives the probabilities the model gives on the
+    features the training pipeline makes from frame folders of the same frames; a short clip
+    (padding frames) included; bytes that are not a GIF fail naming the row."""
+    from tfmm.config import config_from_dict
+    from tfmm.export.serving_model import export_serving_model
+    from tfmm.models.multimodal_model import build_multimodal_model
+
+    config = config_from_dict({
+        "data": {"train_manifest": "m.jsonl", "modalities": ["video"], "labels": ["a", "b"],
+                 "video_frames": 3, "video_size": SIZE},
+        "model": {"projection_dim": 16, "fusion_num_heads": 2, "head_hidden_dim": 8,
+                  "dropout": 0.1, "video_encoder": {"temporal": "attention",
+                                                    "temporal_heads": 2}},
+        "training": {"run_dir": str(tmp_path / "run")}})
+    clips = [coloured_frames(5, seed=1), coloured_frames(2, seed=2)]  # the second is short
+    for index, frames in enumerate(clips):
+        write_frame_folder(tmp_path / f"clip{index}", frames)
+    manifest = write_jsonl(tmp_path / "m.jsonl", [{"video": f"clip{index}", "label": "a"}
+                                                  for index in range(len(clips))])
+    model = build_multimodal_model(config, 2)
+    video_preprocessor = MultimodalPreprocessor.from_data_config(config.data, "unused")
+    pipeline = ExamplePipeline(read_manifest(manifest, modalities=("video",)),
+                               video_preprocessor, "multiclass")
+    features, _ = next(iter(pipeline.batches(2)))
+    np.testing.assert_array_equal(features["video_frame_mask"], [[1, 1, 1], [1, 1, 0]])
+    expected = model(features, training=False)["logits"]
+    export_dir = str(tmp_path / "export" / "1")
+    export_serving_model(model, video_preprocessor, "multiclass", ("a", "b"), export_dir)
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    served = serve(video=tf.constant([gif_bytes(frames) for frames in clips]))
+    np.testing.assert_allclose(served["probabilities"], tf.nn.softmax(expected), atol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"video\[1\]: not a GIF file"):
+        serve(video=tf.constant([gif_bytes(clips[0]), png_bytes(clips[1][0])]))
