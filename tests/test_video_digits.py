@@ -168,3 +168,20 @@ def test_recipe_samples_one_frame_of_each_digit_and_ablates_only_the_temporal_fu
     # the frame stage's one frame of a single-scan clip is a real frame
     _, mask = sample_frame_indices(video_digits.FRAMES_PER_DIGIT, 1, frames.data.video_sampling)
     assert mask.numpy().tolist() == [1.0]
+
+
+def test_rows_drawn_otherwise_get_their_own_clips(built):
+    """Another row count rewrites the manifests; no row may point at a GIF of another row's scans."""
+    out, _, rows = built
+    info = video_digits.build_video_digits(out, train_examples_per_recording=2, seed=0)
+    train = _read_rows(info["train_manifest"])
+    assert len(train) == 2 * len(rows["train"]) and _read_rows(info["test_manifest"]) == rows["test"]
+    images, _ = av_digits._load_scans()
+    changed = [k for k, row in enumerate(train[:len(rows["train"])])
+               if row["scans"] != rows["train"][k]["scans"]]
+    assert changed  # the same row numbers show other scans now
+    for k in changed[:5]:
+        expected = video_digits.render_clip(images[train[k]["scans"]],
+                                            np.random.default_rng([0, 0, 0, k]))
+        np.testing.assert_array_equal(_pil_frames(os.path.join(out, train[k]["video"])),
+                                      np.stack(expected))
