@@ -27,7 +27,8 @@ from tfmm.run_folder import RunFolder, history_by_metric
 
 # The bundled data sets `data.builder` names: (module, function writing it to a folder).
 BUILDERS = {"av_digits": ("tfmm.data.av_digits", "build_av_digits"),
-            "grid_digits": ("tfmm.data.grid_digits", "build_grid_digits")}
+            "grid_digits": ("tfmm.data.grid_digits", "build_grid_digits"),
+            "video_digits": ("tfmm.data.video_digits", "build_video_digits")}
 
 
 def prepare_data(config, log=print):
