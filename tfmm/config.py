@@ -19,12 +19,13 @@ from tfmm.adversarial_config import check_adversarial_config, coerce_adversarial
 from tfmm.augmentation_config import FIELD_COERCERS as AUGMENTATION_COERCERS
 from tfmm.augmentation_config import check_augmentation_config
 from tfmm.errors import UserError
+from tfmm.frozen_features_config import check_frozen_features_config
 from tfmm.imbalance_config import FIELD_COERCERS as IMBALANCE_COERCERS, check_imbalance_config
 from tfmm.records_config import RECORD_FIELD_COERCERS, check_records_config
 from tfmm.fusion_config import FUSION_FIELD_COERCERS, check_fusion_config
 from tfmm.pruning_config import PRUNING_FIELD_COERCERS
 from tfmm.video_config import check_video_config
-from tfmm.video_encoder_config import VIDEO_FIELD_COERCERS, VideoEncoderConfig, encoder_frozen
+from tfmm.video_encoder_config import VIDEO_FIELD_COERCERS, VideoEncoderConfig
 from tfmm.tasks import get_task
 from tfmm.tasks.names import RENAMED_TASKS, TASK_NAMES
 
@@ -230,19 +231,9 @@ class Config:
             raise ConfigError("`model.projection_dim` must be divisible by `model.fusion_num_heads`."
                               f" Received: projection_dim={model.projection_dim}, "
                               f"fusion_num_heads={model.fusion_num_heads}")
-        if training.cache_frozen_features:
-            frozen = [name for name in data.modalities if encoder_frozen(model, name)]
-            if not frozen or not get_task(data.task).reads_jsonl_manifests:
-                raise ConfigError("`training.cache_frozen_features` needs a frozen encoder "
-                                  "(model.freeze_text/image/audio_encoder) of a classification or "
-                                  f"regression model. Received: task {data.task!r}, frozen "
-                                  f"encoders {frozen}")
-            if data.text_length_buckets and "text" in data.modalities and "text" not in frozen:
-                raise ConfigError("`training.cache_frozen_features` with a trainable text encoder "
-                                  "cannot use `data.text_length_buckets`; set one of them off")
         for check in (check_imbalance_config, check_records_config, check_adversarial_config,
-                      check_augmentation_config, check_video_config,
-                      check_fusion_config):  # own modules
+                      check_augmentation_config, check_video_config, check_fusion_config,
+                      check_frozen_features_config):  # own modules
             check(self)
         get_task(data.task).check_config(self)
         from tfmm.training.privacy import check_private_training  # it imports ConfigError

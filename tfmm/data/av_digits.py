@@ -303,6 +303,19 @@ def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int,
         f"data set to another folder (data.train_manifest/validation_manifest/test_manifest)")
 
 
+def write_recordings(zf: zipfile.ZipFile, recs: list[dict], out_dir: str,
+                     overwrite: bool) -> None:
+    """Writes the FSDD recordings `recs` from the packaged zip to out_dir/audio (missing ones
+    only unless `overwrite`), then closes the zip."""
+    audio_dir = os.path.join(out_dir, "audio")
+    os.makedirs(audio_dir, exist_ok=True)
+    with zf:
+        for rec in recs:
+            path = os.path.join(audio_dir, rec["file"])
+            if overwrite or not os.path.exists(path):
+                _atomic_write(path, zf.read(rec["member"]))
+
+
 def _jsonl(rows: list[dict]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
 
@@ -350,14 +363,7 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int
             if overwrite or not os.path.exists(path):
                 _atomic_write(path, _png_gray8(images[i]))
 
-    # Audio
-    audio_dir = os.path.join(out_dir, "audio")
-    os.makedirs(audio_dir, exist_ok=True)
-    with zf:
-        for rec in recs:
-            path = os.path.join(audio_dir, rec["file"])
-            if overwrite or not os.path.exists(path):
-                _atomic_write(path, zf.read(rec["member"]))
+    write_recordings(zf, recs, out_dir, overwrite)
 
     # Manifests. The test rows are checked first: a data set drawn with another seed stays.
     rows_by_split = {split: _make_rows(split, [r for r in recs if r["split"] == split],

@@ -34,9 +34,9 @@ import os
 
 import numpy as np
 
-from tfmm.data.av_digits import (DataSeedError, _atomic_write, _balanced_sequence,
-                                 _check_same_seed, _jsonl, _load_scans, _png_gray8,
-                                 _read_fsdd_zip, _write_if_changed, image_split)
+from tfmm.data.av_digits import (DataSeedError, _balanced_sequence, _check_same_seed,
+                                 _jsonl, _load_scans, _png_gray8, _read_fsdd_zip,
+                                 _write_if_changed, image_split, write_recordings)
 from tfmm.data.av_digits_readme import readme_text as av_digits_readme_text
 
 __all__ = ["ANSWER_CLASSES", "CORNERS", "QUESTION_TEMPLATES", "QUESTION_TYPES", "DataSeedError",
@@ -267,13 +267,7 @@ def build_grid_digits(out_dir, *, seed: int = 0, overwrite: bool = False,
         for row in rows_by_split[split]:
             picture = _png_gray8(_grid_image(scaled_scans, row["grid_scans"]))
             _write_if_changed(os.path.join(out_dir, row["image"]), picture)
-    audio_dir = os.path.join(out_dir, "audio")
-    os.makedirs(audio_dir, exist_ok=True)
-    with zf:
-        for rec in recs:
-            path = os.path.join(audio_dir, rec["file"])
-            if overwrite or not os.path.exists(path):
-                _atomic_write(path, zf.read(rec["member"]))
+    write_recordings(zf, recs, out_dir, overwrite)
 
     result = {}
     for split in _SPLITS:
