@@ -30,6 +30,7 @@ less.
 
     python bench/records.py            # about 10 minutes on 2 quiet cores; needs librosa
     python bench/records.py --quick    # 1 round, a 20,000-row larger set
+    python bench/records.py --file-sharding-only   # part 5 alone (a few minutes; no librosa)
 """
 
 import json
@@ -70,6 +71,9 @@ def parse_args():
     parser.add_argument("--shuffle-buffer", type=int, default=1000,
                         help="examples in the shuffle buffer of the memory runs (the memory a "
                              "run holds is bounded by it, not by the data)")
+    parser.add_argument("--file-sharding-only", action="store_true",
+                        help="only part 5 (FILE sharding over two loopback workers) on the "
+                             "larger audio set; needs no librosa")
     parser.add_argument("--rss-child", default="", help=argparse_hidden())
     parser.add_argument("--sharding-child", default="", help=argparse_hidden())
     args = parser.parse_args()
@@ -206,6 +210,8 @@ def main():
         return rss_child(args.rss_child)
     if args.sharding_child:
         return sharding_child(args.sharding_child)
+    if args.file_sharding_only:
+        return file_sharding_only(args)
     import librosa
     import tensorflow as tf
 
@@ -369,8 +375,14 @@ def main():
           f"{ten['peak_rss_mb']:.0f} MB ({ten['peak_rss_mb'] / one['peak_rss_mb']:.2f}x)")
 
     # --- FILE sharding over two loopback workers -------------------------------------------
-    alone, *workers = file_sharding(audio.data, os.path.join(folder, "scaled_audio", "train-*"),
-                                    folder)
+    report_file_sharding(audio.data, os.path.join(folder, "scaled_audio", "train-*"), folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    print(f"done in {time.time() - started:.0f} s")
+
+
+def report_file_sharding(data_config, pattern, folder):
+    """Runs part 5 on the shards of `pattern` and prints its lines."""
+    alone, *workers = file_sharding(data_config, pattern, folder)
     for index, worker in enumerate(workers):
         print(f"FILE sharding, worker {index} of 2: {worker['examples']} examples (its own "
               f"shards hold {worker['own_shards_examples']}) in {worker['seconds']:.1f} s")
@@ -378,7 +390,28 @@ def main():
     print(f"FILE sharding: one epoch of the {alone['examples']} larger-set audio examples, one "
           f"process {alone['seconds']:.1f} s, two workers {slowest:.1f} s (the slower; "
           f"{slowest / alone['seconds']:.2f}x)")
-    shutil.rmtree(folder, ignore_errors=True)
+
+
+def file_sharding_only(args):
+    """`--file-sharding-only`: the larger audio set built and packed as in part 3, then part 5."""
+    from tfmm.data.av_digits import build_av_digits
+    from tfmm.data.pack import pack_manifest
+
+    started = time.time()
+    print(benchlib.machine_line())
+    if not os.path.exists(os.path.join(args.data, "audio_digits_train.jsonl")):
+        build_av_digits(args.data)
+    data = stage_configs(args)["audio"].data
+    folder = tempfile.mkdtemp(prefix="tfmm-bench-records-")
+    try:
+        scaled = larger_manifest(data.train_manifest, os.path.join(folder, "scaled_audio.jsonl"),
+                                 args.scale)
+        pack_manifest(scaled, os.path.join(folder, "scaled_audio", "train"), args.shards,
+                      modalities=data.modalities, audio_sample_rate=data.audio_sample_rate,
+                      log=lambda line: None)
+        report_file_sharding(data, os.path.join(folder, "scaled_audio", "train-*"), folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     print(f"done in {time.time() - started:.0f} s")
 
 
