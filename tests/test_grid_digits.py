@@ -143,7 +143,7 @@ def test_unknown_builder_names_the_registered_ones(tmp_path):
                                           "train_manifest": str(tmp_path / "train.jsonl"),
                                           "test_manifest": str(tmp_path / "test.jsonl")}})
 
-    with pytest.raises(ConfigError, match=r"one of \['av_digits', 'grid_digits'\]\. "
-                                          r"Received: 'grids'"):
+    with pytest.raises(ConfigError, match=r"one of \['av_digits', 'grid_digits', 'video_digits'\]"
+                                          r"\. Received: 'grids'"):
         prepare_data(config("grids"), log=lambda line: None)
     assert not os.path.exists(tmp_path / "test.jsonl")
