@@ -35,7 +35,8 @@ import os
 import numpy as np
 
 from tfmm.data.av_digits import (_atomic_write, _balanced_sequence, _check_same_seed, _jsonl,
-                                 _load_scans, _read_fsdd_zip, _write_if_changed, image_split)
+                                 _load_scans, _read_fsdd_zip, _write_if_changed, image_split,
+                                 write_recordings)
 
 __all__ = ["ANSWER_CLASSES", "QUESTION_TEMPLATES", "QUESTION_TYPES", "build_video_digits",
            "answer_for", "render_clip"]
@@ -252,13 +253,7 @@ def build_video_digits(out_dir, *,
     if not overwrite:
         _check_same_seed(out_dir, _jsonl(rows_by_split["test"][0]), seed, name="Video-digits")
 
-    audio_dir = os.path.join(out_dir, "audio")
-    os.makedirs(audio_dir, exist_ok=True)
-    with zf:
-        for rec in recs:
-            path = os.path.join(audio_dir, rec["file"])
-            if overwrite or not os.path.exists(path):
-                _atomic_write(path, zf.read(rec["member"]))
+    write_recordings(zf, recs, out_dir, overwrite)
 
     result = {}
     for position, split in enumerate(_SPLITS):
