@@ -25,7 +25,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-METHODS = ("concat", "attention", "cross_attention", "tensor", "low_rank", "gated", "late")
+from tfmm.fusion_config import FUSION_CHOICES as METHODS  # noqa: E402  (after the path)
 TRAINED_WEIGHTS = re.compile(r"training ([\d,]+) weights")
 
 
