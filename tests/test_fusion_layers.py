@@ -46,10 +46,14 @@ POOLED = {
     "gated": lambda dtype: GatedFusion(dtype=dtype),
     "late": lambda dtype: LateModel(dtype=dtype),
 }
-TOKEN_VARIANTS = [(mode, pooling) for mode in ("single_stream", "co_attention")
+# (mode, pooling, summary_tokens)
+TOKEN_VARIANTS = [(mode, pooling, False) for mode in ("single_stream", "co_attention")
                   for pooling in ("cls", "attention")]
-# XLA-compiled bfloat16 for two of the four (each mode and each pooling once: compiling is slow).
-XLA_VARIANTS = (("single_stream", "cls"), ("co_attention", "attention"))
+TOKEN_VARIANTS += [("single_stream", "cls", True), ("co_attention", "attention", True)]
+# XLA-compiled bfloat16 for three of them (each mode, pooling and summary setting at least once:
+# compiling is slow).
+XLA_VARIANTS = (("single_stream", "cls", False), ("co_attention", "attention", False),
+                ("single_stream", "cls", True))
 
 
 def pooled_inputs(seed=0):
@@ -120,8 +124,8 @@ def test_pooled_fusion_ignores_a_masked_modality(name):
                                  changed, embeddings * 1.5, [MODALITY_MASKS])
 
 
-@pytest.mark.parametrize("mode,pooling", TOKEN_VARIANTS)
-def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling):
+@pytest.mark.parametrize("mode,pooling,summary", TOKEN_VARIANTS)
+def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling, summary):
     tokens, token_masks = token_inputs()
     masks = tf.constant(MODALITY_MASKS)
     hidden = [(token_mask * masks[:, index:index + 1]).numpy()
@@ -130,19 +134,22 @@ def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling):
 
     def make_layer(dtype):
         return Bound(CrossAttentionFusion(num_heads=2, num_layers=2, dropout=0.1, mode=mode,
-                                          pooling=pooling, dtype=dtype), token_masks, masks)
+                                          pooling=pooling, summary_tokens=summary, dtype=dtype),
+                     token_masks, masks)
     assert_ignores_hidden_values(make_layer, tokens, changed, [tokens[0] * 1.5] + tokens[1:],
-                                 hidden, xla=(mode, pooling) in XLA_VARIANTS)
+                                 hidden, xla=(mode, pooling, summary) in XLA_VARIANTS)
 
 
-@pytest.mark.parametrize("mode,pooling", TOKEN_VARIANTS)
-def test_padding_and_absent_tokens_get_zero_attention_weight(mode, pooling):
+@pytest.mark.parametrize("mode,pooling,summary", TOKEN_VARIANTS)
+def test_padding_and_absent_tokens_get_zero_attention_weight(mode, pooling, summary):
     layer = CrossAttentionFusion(num_heads=2, num_layers=1, dropout=0.1, mode=mode,
-                                 pooling=pooling)
+                                 pooling=pooling, summary_tokens=summary)
     tokens, token_masks = token_inputs()
     masks = tf.constant(MODALITY_MASKS)
     _, weights = layer(tokens, token_masks, masks, training=False, return_attention_scores=True)
-    real = [(token_mask * masks[:, index:index + 1]).numpy()
+    # A modality's summary token is attended to exactly where the modality is present.
+    real = [np.concatenate(([masks[:, index:index + 1].numpy()] if summary else [])
+                           + [(token_mask * masks[:, index:index + 1]).numpy()], 1)
             for index, token_mask in enumerate(token_masks)]
     always = np.ones((3, 1), "float32")  # the fusion / "nothing" token
     cls = [always] if pooling == "cls" else []
@@ -170,6 +177,7 @@ def test_layer_configs_round_trip():
     layers = [POOLED[name]("float32") for name in ("tensor", "low_rank", "gated")]
     layers += [LateFusion(), LateFusionHead("regression", 2, 3, hidden_dim=0, dropout=0.2),
                CrossAttentionFusion(2, 2, 0, 0.2, "co_attention", "attention", query_index=0),
+               CrossAttentionFusion(2, 1, 0, 0.2, "single_stream", "cls", summary_tokens=True),
                TokenProjection(WIDTH, (2, 3))]
     for layer in layers:
         clone = keras.layers.deserialize(keras.layers.serialize(layer))
@@ -231,3 +239,20 @@ def test_image_token_grid_follows_the_input_size():
         assert projection.position_shape == (side, side)
         output = encoder(np.zeros((1, size, size, 3), "float32"))
         np.testing.assert_array_equal(output["token_mask"], np.ones((1, side * side)))
+
+
+def test_summary_token_is_the_mean_of_the_real_tokens():
+    """Each modality's summary token is the mean of its real (unpadded) tokens plus the learned
+    summary embedding; padding does not enter it."""
+    layer = CrossAttentionFusion(num_heads=2, num_layers=1, summary_tokens=True)
+    tokens, token_masks = token_inputs()
+    masks = tf.constant(MODALITY_MASKS)
+    layer(tokens, token_masks, masks)
+    sequence, sequence_mask = layer._sequence(tokens, token_masks, masks, [0])
+    text_mean = np.stack([tokens[0][example, :length].numpy().mean(0)
+                          for example, length in enumerate(TEXT_LENGTHS)])
+    expected = (text_mean + layer.summary_embeddings[0].numpy()
+                + layer.modality_embeddings[0].numpy())
+    np.testing.assert_allclose(sequence[:, 0].numpy(), expected, atol=1e-5)
+    assert sequence.shape[1] == 1 + TOKEN_LENGTHS[0]
+    np.testing.assert_array_equal(sequence_mask[:, 0].numpy(), [1, 1, 1])

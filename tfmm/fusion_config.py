@@ -27,6 +27,9 @@ class FusionOptions:
     # cross_attention output: "cls" (a learned fusion token's final state) or "attention"
     # (a learned query pools the final tokens).
     cross_attention_pooling: str = "cls"
+    # cross_attention: a summary token (the mean of the real tokens) in front of each
+    # modality's tokens, so the pooled vector is one of the tokens attended over.
+    cross_attention_summary_tokens: bool = False
     tensor_dim: int = 16  # tensor / low_rank: each vector is projected to this width first.
     rank: int = 4  # low_rank: rank r of the factorised fusion tensor.
 
@@ -68,6 +71,9 @@ def check_fusion_config(config):
                  CROSS_ATTENTION_MODES)
     check_choice("model.fusion_options.cross_attention_pooling",
                  options.cross_attention_pooling, CROSS_ATTENTION_POOLINGS)
+    if not isinstance(options.cross_attention_summary_tokens, bool):
+        raise ConfigError("`model.fusion_options.cross_attention_summary_tokens` must be true or "
+                          f"false. Received: {options.cross_attention_summary_tokens!r}")
     for name in ("tensor_dim", "rank"):
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

@@ -56,9 +56,12 @@ def token_attention_weights(model, features) -> dict:
 
 def token_positions(model) -> list:
     """(modality, token index) of each token of a single-stream `CrossAttentionFusion`'s
-    sequence, in order ("fusion", 0) first when it has a fusion token (pooling "cls")."""
+    sequence, in order ("fusion", 0) first when it has a fusion token (pooling "cls"), and
+    (modality, "summary") before a modality's tokens when the fusion has summary tokens."""
     positions = [("fusion", 0)] if model.fusion.pooling == "cls" else []
     for modality, encoder in model.encoders.items():
+        if getattr(model.fusion, "summary_tokens", False):
+            positions.append((modality, "summary"))
         positions += [(modality, index) for index in range(encoder.output["tokens"].shape[1])]
     return positions
 

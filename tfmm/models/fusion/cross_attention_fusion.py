@@ -95,6 +95,12 @@ class CrossAttentionFusion(keras.layers.Layer):
     exactly zero attention weight in every layer and in the pooling, so they cannot change the
     output.
 
+    With `summary_tokens`, each modality's sequence starts with a summary token: the mean of its
+    real tokens plus a learned summary embedding (masked like the modality). Encoders trained
+    pooled (`model.init_encoders_from`) hand over their projection, so that mean is the pooled
+    vector they were trained to give (plus the mean position embedding): the fusion starts
+    from what a pooled method sees and can still attend to single tokens.
+
     mode "single_stream" (ViLT-like): all modalities' tokens are concatenated (with a learned
     fusion token in front for pooling "cls") and pass `num_layers` transformer encoder layers.
     mode "co_attention": the tokens of modality `query_index` (text) and a learned fusion token
@@ -111,6 +117,8 @@ class CrossAttentionFusion(keras.layers.Layer):
         pooling: "cls" (the fusion token's final state) or "attention" (a learned query
             attends over the final tokens; single_stream then has no fusion token).
         query_index: co_attention only: which modality gives the queries.
+        summary_tokens: put a summary token (the mean of the real tokens) in front of each
+            modality's tokens.
 
     Call arguments:
         tokens: list of M float tensors [B, T_m, D], one per modality.
@@ -124,10 +132,12 @@ class CrossAttentionFusion(keras.layers.Layer):
         ([fusion token,] modality 0's tokens, modality 1's tokens, ...); co_attention:
         "fusion_co_attention_<i>_self" and "_cross" (keys: the "nothing" token, then the other
         modalities' tokens in order); pooling "attention": "fusion_pooling" [B, heads, 1, T].
+        With summary_tokens, every modality's tokens are preceded by its summary token.
     """
 
     def __init__(self, num_heads=4, num_layers=1, intermediate_dim=0, dropout=0.1,
-                 mode="single_stream", pooling="cls", query_index=0, **kwargs):
+                 mode="single_stream", pooling="cls", query_index=0, summary_tokens=False,
+                 **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES or pooling not in POOLINGS:
             raise ValueError(f"CrossAttentionFusion: `mode` must be one of {MODES} and `pooling` "
@@ -139,6 +149,7 @@ class CrossAttentionFusion(keras.layers.Layer):
         self.mode = mode
         self.pooling = pooling
         self.query_index = query_index
+        self.summary_tokens = summary_tokens
 
     def build(self, tokens_shape, token_masks_shape=None, masks_shape=None):
         num_modalities, width = len(tokens_shape), tokens_shape[0][-1]
@@ -151,6 +162,10 @@ class CrossAttentionFusion(keras.layers.Layer):
         self.modality_embeddings = self.add_weight(
             shape=(num_modalities, width), initializer="random_normal",
             name="modality_type_embeddings")
+        if self.summary_tokens:
+            self.summary_embeddings = self.add_weight(
+                shape=(num_modalities, width), initializer="random_normal",
+                name="modality_summary_embeddings")
         self.fusion_token = self.add_weight(shape=(1, 1, width), initializer="random_normal",
                                             name="fusion_token")
         if self.mode == "co_attention":
@@ -186,15 +201,31 @@ class CrossAttentionFusion(keras.layers.Layer):
                                 (ops.shape(like)[0], 1, weight.shape[-1]))
 
     def _sequence(self, tokens, token_masks, masks, indices):
-        """Tokens of the modalities `indices` with their type embeddings, concatenated, and
-        their masks (token mask x modality mask)."""
+        """Tokens of the modalities `indices` with their type embeddings (each modality's
+        summary token first, with `summary_tokens`), concatenated, and their masks (token mask
+        x modality mask)."""
         sequences, sequence_masks = [], []
         for index in indices:
             embedding = ops.cast(self.modality_embeddings[index], self.compute_dtype)
-            sequences.append(ops.cast(tokens[index], self.compute_dtype) + embedding)
-            sequence_masks.append(ops.cast(token_masks[index], "float32")
-                                  * ops.cast(masks[:, index:index + 1], "float32"))
+            values = ops.cast(tokens[index], self.compute_dtype)
+            token_mask = ops.cast(token_masks[index], "float32")
+            modality_mask = ops.cast(masks[:, index:index + 1], "float32")
+            if self.summary_tokens:
+                summary, present = self._summary(values, token_mask, index)
+                sequences.append(summary + embedding)
+                sequence_masks.append(present * modality_mask)
+            sequences.append(values + embedding)
+            sequence_masks.append(token_mask * modality_mask)
         return ops.concatenate(sequences, 1), ops.concatenate(sequence_masks, 1)
+
+    def _summary(self, values, token_mask, index):
+        """([B, 1, D] mean of the real tokens + modality `index`'s summary embedding,
+        float32 [B, 1]: 1 where the modality has a real token)."""
+        count = ops.sum(token_mask, axis=1, keepdims=True)  # [B, 1]
+        weights = ops.cast(token_mask / ops.maximum(count, 1.0), values.dtype)
+        mean = ops.sum(values * ops.expand_dims(weights, -1), axis=1, keepdims=True)
+        summary = mean + ops.cast(self.summary_embeddings[index], values.dtype)
+        return summary, ops.cast(count > 0, "float32")
 
     def _with_token(self, weight, sequence, sequence_mask):
         """`sequence` with a learned token in front; that token is always attended to."""
@@ -252,5 +283,6 @@ class CrossAttentionFusion(keras.layers.Layer):
         config.update({"num_heads": self.num_heads, "num_layers": self.num_layers,
                        "intermediate_dim": self.intermediate_dim, "dropout": self.dropout,
                        "mode": self.mode, "pooling": self.pooling,
-                       "query_index": self.query_index})
+                       "query_index": self.query_index,
+                       "summary_tokens": self.summary_tokens})
         return config

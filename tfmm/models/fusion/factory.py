@@ -29,6 +29,7 @@ def build_fusion_and_head(config, num_outputs: int) -> tuple:
             dropout=model.dropout, mode=options.cross_attention_mode,
             pooling=options.cross_attention_pooling,
             query_index=modalities.index("text") if "text" in modalities else 0,
+            summary_tokens=options.cross_attention_summary_tokens,
             name="cross_attention_fusion")
     elif name == "tensor":
         from tfmm.models.fusion.tensor_fusion import TensorFusion
