@@ -23,6 +23,13 @@ def test_python_config_and_overrides(tmp_path):
     assert config.model.audio_conv_filters == (8, 16)
 
 
+def test_overrides_take_json_values(tmp_path):
+    """A --set dict written in JSON (true / false inside it) reads as its Python value."""
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"}})
+    config = load_config(path, ['model.fusion_options={"cross_attention_summary_tokens": true}'])
+    assert config.model.fusion_options == {"cross_attention_summary_tokens": True}
+
+
 def test_json_config_round_trip(tmp_path):
     config = load_config(write_config(tmp_path / "config.py",
                                       {"data": {"train_manifest": "m.jsonl"}}))

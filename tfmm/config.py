@@ -392,9 +392,17 @@ def _apply(config: Config, overrides) -> Config:
         key, equals, text = override.partition("=")
         if not equals:
             raise ConfigError(f"--set expects key=value. Received: {override!r}")
-        try:  # a Python literal when it is one, else the text
-            value = ast.literal_eval(text.strip())
-        except (ValueError, SyntaxError):
-            value = text.strip()
-        _set_field(config, key.strip(), value, "--set")
+        _set_field(config, key.strip(), _override_value(text.strip()), "--set")
     return config.validate()
+
+
+def _override_value(text: str):
+    """A --set value: a Python literal, else JSON (true, false, null), else the text."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
