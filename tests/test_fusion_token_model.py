@@ -140,6 +140,25 @@ def test_padding_of_the_text_input_gets_zero_attention_weight_in_the_model(tiny_
     assert positions[0] == ("fusion", 0) and positions[9] == ("audio", 0)
 
 
+def test_summary_tokens_are_named_and_masked_in_the_model(tiny_preset, tmp_path):
+    """With `cross_attention_summary_tokens`, each modality's summary token precedes its tokens
+    in `token_positions`, and an absent modality's summary gets zero attention weight."""
+    from tfmm.explain.fusion_attention import token_attention_weights, token_positions
+
+    config = config_from_dict(tiny_config(
+        tiny_preset, "unused.jsonl", str(tmp_path / "run"), modalities=("text", "audio"),
+        model={"fusion": "cross_attention", "dropout": 0.1,
+               "fusion_options": {"cross_attention_summary_tokens": True}})).validate()
+    model = build_multimodal_model(config, 2)
+    features = token_inputs()
+    weights = token_attention_weights(model, features)["fusion_transformer_0"].numpy()
+    positions = token_positions(model)
+    assert weights.shape == (3, 2, 14, 14) and len(positions) == 14  # fusion + 1+8 + 1+3
+    assert positions[1] == ("text", "summary") and positions[10] == ("audio", "summary")
+    np.testing.assert_array_equal(weights[1, :, :, 10:], 0)  # example 1 has no audio
+    assert np.all(weights[[0, 2], :, :, 10] > 0)
+
+
 @pytest.mark.parametrize("fusion", ["tensor", "low_rank", "gated", "late"])
 def test_pooled_fusion_models_round_trip_through_model_keras(fusion, tiny_preset, tmp_path):
     config = config_from_dict(tiny_config(
