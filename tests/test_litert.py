@@ -15,7 +15,7 @@ from helpers import tiny
 from tfmm.config import config_from_dict
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import read_manifest_for_config
-from tfmm.export.litert import convert_to_litert, representative_features
+from tfmm.export.litert import convert_to_litert, representative_features, size_breakdown
 from tfmm.export.litert_runner import LiteRTModel
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
@@ -122,6 +122,11 @@ def test_quantized_models_run_on_int8_tensors_and_stay_close(untrained, quantize
     int8_tensors = [detail for detail in litert.interpreter.get_tensor_details()
                     if detail["dtype"] == np.int8]
     assert int8_tensors  # int8 weights (dynamic) and activations (int8) inside
+    # The file's bytes: int8 constants, per-channel scales / zero points, names, the graph.
+    breakdown = size_breakdown(flatbuffer)
+    assert breakdown["constants"]["INT8"] > 0 and breakdown["quantization"] > 0
+    assert min(breakdown["names"], breakdown["rest"]) > 0 and breakdown["file"] == len(flatbuffer)
+    assert size_breakdown(untrained["float32"])["quantization"] == 0
 
 
 def _max_error(model, inputs, quantize, examples):

@@ -362,3 +362,38 @@ def representative_features(batches, count: int):
                 seen += 1
 
     return examples
+
+
+def size_breakdown(flatbuffer: bytes) -> dict:
+    """Where a .tflite file's bytes go, in bytes.
+
+    Returns:
+        {"file": total, "constants": {tensor type name: bytes of constant data},
+         "quantization": bytes of quantization parameters (per channel: a float32 scale and
+         an int64 zero point, also for int32 biases; calibrated min / max),
+         "names": bytes of tensor names, "rest": the graph itself (ops, shapes, tables)}.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    type_names = {value: name for name, value in vars(schema.TensorType).items()
+                  if not name.startswith("_")}
+    constants, seen, quantization, names = {}, set(), 0, 0
+    for subgraph in graph.subgraphs:
+        for tensor in subgraph.tensors:
+            names += len(tensor.name or b"")
+            parameters = tensor.quantization
+            if parameters is not None:
+                for field, width in (("scale", 4), ("zeroPoint", 8), ("min", 4), ("max", 4)):
+                    values = getattr(parameters, field)
+                    quantization += 0 if values is None else width * int(np.size(values))
+            data = graph.buffers[tensor.buffer].data
+            if tensor.buffer in seen or data is None or len(data) == 0:
+                continue
+            seen.add(tensor.buffer)
+            kind = type_names[tensor.type]
+            constants[kind] = constants.get(kind, 0) + len(data)
+    return {"file": len(flatbuffer), "constants": constants, "quantization": quantization,
+            "names": names,
+            "rest": len(flatbuffer) - sum(constants.values()) - quantization - names}
