@@ -246,6 +246,27 @@ def test_int16x8_has_int16_activations_int8_weights_and_stays_closer_than_int8()
     assert spread > 0 and error_16x8 <= INT8_LOGIT_TOLERANCE * spread < error_int8
 
 
+def test_int16x8_keeps_a_large_embedding_table_in_int8():
+    """The 16x8 quantizer writes a GATHER's table in int16; a table of 1024 entries or more is
+    stored in int8 and its gathered rows are requantized to int16 (QUANTIZE), close to
+    float32."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((5,), dtype="int32", name="inputs")
+    embedded = keras.layers.Embedding(200, 8)(inputs)  # 1600 entries
+    model = _named_model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(embedded)))
+    data = np.random.default_rng(6).integers(0, 200, size=(96, 5)).astype("int32")
+    flatbuffer = convert_to_litert(model, "int16x8",
+                                   lambda: ({"inputs": row[None]} for row in data[:64]))
+    operators = _operators(flatbuffer)
+    gathers = [index for index, op in enumerate(operators)
+               if op[0] == "GATHER" and op[1][0] == "INT8"]
+    assert len(gathers) == 1 and operators[gathers[0]][2] == ["INT8"]
+    assert operators[gathers[0] + 1] == ("QUANTIZE", ["INT8"], ["INT16"])
+    assert size_breakdown(flatbuffer)["constants"]["INT8"] >= 1600
+    error, spread = _max_error(model, data[64:], "int16x8", data[:64])
+    assert spread > 0 and error <= INT8_LOGIT_TOLERANCE * spread
+
+
 @pytest.mark.parametrize("quantize", ["int8", "int16x8"])
 def test_calibrated_modes_without_representative_examples_are_refused(untrained, quantize):
     with pytest.raises(ValueError, match="representative"):
