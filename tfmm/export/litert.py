@@ -1,4 +1,5 @@
-"""LiteRT (.tflite) conversion of a trained tfmm model: float32, dynamic-range int8, full int8.
+"""LiteRT (.tflite) conversion of a trained tfmm model: float32, dynamic-range int8, full int8,
+16x8 (int16 activations, int8 weights).
 
 The LiteRT model takes the preprocessed tensors (what `MultimodalPreprocessor` or the span
 windows produce: token ids / masks, image, waveform, modality masks), not raw strings: string
@@ -18,8 +19,9 @@ Quantization modes:
 Both int8 modes keep the log-Mel front end in float32 (`FLOAT_SCOPES`), and the calibrated
 modes leave mask values (-inf, the float32 minimum) out of their ranges (`without_mask_values`):
 without either, the quickstart model lost 11.5 (dynamic) and 65 (full int8) accuracy points.
-int16x8 does not keep the front end float (its quantizer has no list of ops to leave out):
-it is meant for the span model, which has none.
+int16x8 stores large embedding tables in int8 (`with_int8_lookup_tables`) and does not keep
+the front end float (its quantizer has no list of ops to leave out): it is meant for the span
+model, which has none.
 """
 
 import tempfile
