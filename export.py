@@ -1,8 +1,9 @@
 """Export a trained run compressed: `python export.py RUN_DIR --format litert --quantize int8`.
 
-    --format litert --quantize none|dynamic|int8   a .tflite file for the ai-edge-litert
+    --format litert --quantize none|dynamic|int8|int16x8   a .tflite file for the ai-edge-litert
         interpreter; its inputs are the preprocessed tensors (token ids / masks, image, waveform,
-        modality masks); int8 calibrates on --representative training examples (default 100).
+        modality masks); int8 and int16x8 (int16 activations, int8 weights) calibrate on
+        --representative training examples (default 100).
         Run it with tfmm/export/litert_runner.py or score it with
         `python evaluate.py RUN_DIR/litert/model_int8.tflite --data test.jsonl`.
     --format savedmodel --quantize none|keras-int8   the raw-input serving SavedModel of
@@ -23,9 +24,9 @@ def parse_arguments(argv):
     parser.add_argument("run", help="finished run folder (or the model.keras in one)")
     parser.add_argument("--format", default="litert", choices=("litert", "savedmodel"))
     parser.add_argument("--quantize", default="none",
-                        choices=("none", "dynamic", "int8", "keras-int8"))
+                        choices=("none", "dynamic", "int8", "int16x8", "keras-int8"))
     parser.add_argument("--representative", type=int, default=100, metavar="N",
-                        help="training examples that calibrate full int8 (default 100)")
+                        help="training examples that calibrate int8 / int16x8 (default 100)")
     parser.add_argument("--out", help=".tflite file or SavedModel folder to write")
     return parser.parse_args(argv)
 

@@ -1,6 +1,7 @@
 """Compressed models side by side: size, batch-1 latency, batch-32 throughput and test score of
-runs' float32 SavedModel, Keras int8 SavedModel, LiteRT float32, dynamic-range int8 and full int8
-(and of pruned runs, with their Keras int8), printed as one Markdown table per run.
+runs' float32 SavedModel, Keras int8 SavedModel, LiteRT float32, dynamic-range int8, full int8
+and 16x8 (int16 activations, int8 weights; when exported) (and of pruned runs, with their Keras
+int8), printed as one Markdown table per run.
 
     python bench/compression.py --run runs/av_digits/fused --run runs/xquad_minilm \
         --pruned 50%=runs/av_digits/fused_pruned50 --pruned 80%=runs/av_digits/fused_pruned80
@@ -132,7 +133,7 @@ def variants(run, pruned, export_missing: bool, qa_subset: bool, log):
 
     keras_int8("Keras int8 SavedModel", run)
     for quantize, name in (("none", "LiteRT float32"), ("dynamic", "LiteRT dynamic int8"),
-                           ("int8", "LiteRT full int8")):
+                           ("int8", "LiteRT full int8"), ("int16x8", "LiteRT 16x8")):
         path = ready(run.folder.path, "litert", quantize)
         if path:
             model = LiteRTModel(path)

@@ -15,7 +15,7 @@ from helpers import tiny
 from tfmm.config import config_from_dict
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import read_manifest_for_config
-from tfmm.export.litert import convert_to_litert, representative_features
+from tfmm.export.litert import convert_to_litert, representative_features, size_breakdown
 from tfmm.export.litert_runner import LiteRTModel
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
@@ -122,6 +122,11 @@ def test_quantized_models_run_on_int8_tensors_and_stay_close(untrained, quantize
     int8_tensors = [detail for detail in litert.interpreter.get_tensor_details()
                     if detail["dtype"] == np.int8]
     assert int8_tensors  # int8 weights (dynamic) and activations (int8) inside
+    # The file's bytes: int8 constants, per-channel scales / zero points, names, the graph.
+    breakdown = size_breakdown(flatbuffer)
+    assert breakdown["constants"]["INT8"] > 0 and breakdown["quantization"] > 0
+    assert min(breakdown["names"], breakdown["rest"]) > 0 and breakdown["file"] == len(flatbuffer)
+    assert size_breakdown(untrained["float32"])["quantization"] == 0
 
 
 def _max_error(model, inputs, quantize, examples):
@@ -184,9 +189,88 @@ def test_quantized_log_mel_front_end_stays_float(quantize):
     assert error < 0.05  # natural-log units
 
 
-def test_int8_without_representative_examples_is_refused(untrained):
+def _operators(flatbuffer):
+    """[(builtin operator name, input tensor types, output tensor types)] of a .tflite file."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    kinds = {value: name for name, value in vars(schema.BuiltinOperator).items()
+             if not name.startswith("_")}
+    types = {value: name for name, value in vars(schema.TensorType).items()
+             if not name.startswith("_")}
+    tensors = graph.subgraphs[0].tensors
+    found = []
+    for op in graph.subgraphs[0].operators:
+        code = graph.operatorCodes[op.opcodeIndex]
+        found.append((kinds[max(code.builtinCode, code.deprecatedBuiltinCode)],
+                      [types[tensors[i].type] for i in op.inputs if i >= 0],
+                      [types[tensors[i].type] for i in op.outputs]))
+    return found
+
+
+def _small_bert_block():
+    """Dense -> layer normalisation -> masked self-attention -> residual -> layer norm -> Dense,
+    with a few outlier channels in its activations (what the fine-tuned BERT has)."""
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((6, 8), name="inputs")
+    hidden = keras.layers.Dense(16)(inputs)
+    hidden = keras.layers.LayerNormalization()(hidden)
+    mask = keras.ops.arange(6)[None, None, :] < 4  # the last two positions are padding
+    attended = keras.layers.MultiHeadAttention(2, 8)(hidden, hidden, attention_mask=mask)
+    hidden = keras.layers.LayerNormalization()(hidden + attended)
+    return _named_model(inputs, keras.layers.Flatten()(keras.layers.Dense(4)(hidden)[:, :4]))
+
+
+def test_int16x8_has_int16_activations_int8_weights_and_stays_closer_than_int8():
+    """16x8: fully connected layers read and write int16 tensors with int8 weights; the
+    variance (SQUARED_DIFFERENCE, no int16 kernel) runs in float between DEQUANTIZE and
+    QUANTIZE; with an outlier channel in the inputs, full int8 misses float32 by more than
+    INT8_LOGIT_TOLERANCE of the outputs' spread (measured: 0.30), 16x8 stays within it (0.06)."""
+    model = _small_bert_block()
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(96, 6, 8)).astype("float32")
+    data[..., 0] *= 30.0  # an outlier channel: one int8 scale per tensor spans it
+    representative = lambda: ({"inputs": row[None]} for row in data[:64])  # noqa: E731
+    flatbuffer = convert_to_litert(model, "int16x8", representative)
+    operators = _operators(flatbuffer)
+    dense = [op for op in operators if op[0] == "FULLY_CONNECTED"]
+    assert dense and all(op[1][:2] == ["INT16", "INT8"] and op[2] == ["INT16"] for op in dense)
+    variances = [index for index, op in enumerate(operators) if op[0] == "SQUARED_DIFFERENCE"]
+    assert variances
+    for index in variances:
+        assert operators[index][1] == ["FLOAT32", "FLOAT32"]
+        assert operators[index - 1][0] == "DEQUANTIZE" and operators[index + 1][0] == "QUANTIZE"
+    error_16x8, spread = _max_error(model, data[64:], "int16x8", data[:64])
+    error_int8, _ = _max_error(model, data[64:], "int8", data[:64])
+    assert spread > 0 and error_16x8 <= INT8_LOGIT_TOLERANCE * spread < error_int8
+
+
+def test_int16x8_keeps_a_large_embedding_table_in_int8():
+    """The 16x8 quantizer writes a GATHER's table in int16; a table of 1024 entries or more is
+    stored in int8 and its gathered rows are requantized to int16 (QUANTIZE), close to
+    float32."""
+    keras.utils.set_random_seed(6)
+    inputs = keras.Input((5,), dtype="int32", name="inputs")
+    embedded = keras.layers.Embedding(200, 8)(inputs)  # 1600 entries
+    model = _named_model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(embedded)))
+    data = np.random.default_rng(6).integers(0, 200, size=(96, 5)).astype("int32")
+    flatbuffer = convert_to_litert(model, "int16x8",
+                                   lambda: ({"inputs": row[None]} for row in data[:64]))
+    operators = _operators(flatbuffer)
+    gathers = [index for index, op in enumerate(operators)
+               if op[0] == "GATHER" and op[1][0] == "INT8"]
+    assert len(gathers) == 1 and operators[gathers[0]][2] == ["INT8"]
+    assert operators[gathers[0] + 1] == ("QUANTIZE", ["INT8"], ["INT16"])
+    assert size_breakdown(flatbuffer)["constants"]["INT8"] >= 1600
+    error, spread = _max_error(model, data[64:], "int16x8", data[:64])
+    assert spread > 0 and error <= INT8_LOGIT_TOLERANCE * spread
+
+
+@pytest.mark.parametrize("quantize", ["int8", "int16x8"])
+def test_calibrated_modes_without_representative_examples_are_refused(untrained, quantize):
     with pytest.raises(ValueError, match="representative"):
-        convert_to_litert(untrained["model"], "int8")
+        convert_to_litert(untrained["model"], quantize)
 
 
 def test_evaluate_py_scores_a_tflite_file_like_the_keras_model(untrained, tmp_path, capsys):
@@ -282,6 +366,7 @@ def test_export_py_keras_int8_savedmodel_serves_raw_inputs(trained, tmp_path):
     (["--format", "litert", "--quantize", "keras-int8"], "--format litert takes --quantize"),
     (["--format", "savedmodel", "--quantize", "dynamic"], "--format savedmodel takes"),
     (["--quantize", "int8", "--representative", "0"], "--representative must be > 0"),
+    (["--quantize", "int16x8", "--representative", "0"], "--representative must be > 0"),
 ])
 def test_export_py_rejects_pairs_it_cannot_write_in_one_line(arguments, message, tmp_path,
                                                             capsys):

@@ -5,6 +5,9 @@
     litert      int8        <run>/litert/model_int8.tflite           (int8 weights + activations,
                                                                       calibrated on --representative
                                                                       training examples)
+    litert      int16x8     <run>/litert/model_int16x8.tflite        (int8 weights, int16
+                                                                      activations, calibrated
+                                                                      the same way)
     savedmodel  none        <run>/export_float32/1                   (as training's export)
     savedmodel  keras-int8  <run>/export_keras_int8/1                (`model.quantize("int8")`,
                                                                       the same raw-input signature)
@@ -15,10 +18,12 @@ import os
 import tensorflow as tf
 
 from tfmm.errors import UserError
-from tfmm.export.litert import QUANTIZATIONS, convert_to_litert, representative_features
+from tfmm.export.litert import (CALIBRATED, QUANTIZATIONS, convert_to_litert,
+                                representative_features)
 
 FORMATS = ("litert", "savedmodel")
-_LITERT_NAMES = {"none": "float32", "dynamic": "dynamic_int8", "int8": "int8"}
+_LITERT_NAMES = {"none": "float32", "dynamic": "dynamic_int8", "int8": "int8",
+                 "int16x8": "int16x8"}
 _SAVEDMODEL_NAMES = {"none": "float32", "keras-int8": "keras_int8"}
 
 
@@ -66,14 +71,14 @@ def export_compressed(run_path: str, format: str, quantize: str, representative:
         run_path: a finished run folder (or its model.keras).
         format: "litert" or "savedmodel".
         quantize: see the module table.
-        representative: training examples calibrating full int8 (litert, int8).
+        representative: training examples calibrating full int8 and 16x8 (litert).
         out: the .tflite file or SavedModel folder (default: `default_output`).
     """
     from tfmm.run_folder import load_finished_run
 
     check_choice(format, quantize)
-    if quantize == "int8" and representative <= 0:
-        raise UserError(f"--representative must be > 0 for int8; got {representative}")
+    if quantize in CALIBRATED and representative <= 0:
+        raise UserError(f"--representative must be > 0 for {quantize}; got {representative}")
     run = load_finished_run(run_path)
     out = out or default_output(run.folder.path, format, quantize)
     if format == "savedmodel":
@@ -84,7 +89,7 @@ def export_compressed(run_path: str, format: str, quantize: str, representative:
         log(f"wrote {out} ({quantize})")
         return out
     examples = None
-    if quantize == "int8":
+    if quantize in CALIBRATED:
         examples = representative_features(training_batches(run, log), representative)
     flatbuffer = convert_to_litert(run.model, quantize, examples)
     tf.io.gfile.makedirs(os.path.dirname(out) or ".")

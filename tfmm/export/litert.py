@@ -1,4 +1,5 @@
-"""LiteRT (.tflite) conversion of a trained tfmm model: float32, dynamic-range int8, full int8.
+"""LiteRT (.tflite) conversion of a trained tfmm model: float32, dynamic-range int8, full int8,
+16x8 (int16 activations, int8 weights).
 
 The LiteRT model takes the preprocessed tensors (what `MultimodalPreprocessor` or the span
 windows produce: token ids / masks, image, waveform, modality masks), not raw strings: string
@@ -12,9 +13,15 @@ Quantization modes:
     "dynamic": int8 weights, float activations quantized on the fly (no calibration data).
     "int8":    int8 weights and activations, calibrated on representative examples; ops without
                an int8 kernel stay float (inputs and outputs stay float32 / int32).
-Both int8 modes keep the log-Mel front end in float32 (`FLOAT_SCOPES`), and full int8 leaves
-mask values (-inf, the float32 minimum) out of its calibrated ranges (`without_mask_values`):
+    "int16x8": int8 weights, int16 activations ("16x8"), calibrated the same way; for models
+               whose activations have outliers that one int8 scale per tensor cannot hold
+               (the fine-tuned XQuAD BERT: F1 15.31 in full int8 against 42.02 in float32).
+Both int8 modes keep the log-Mel front end in float32 (`FLOAT_SCOPES`), and the calibrated
+modes leave mask values (-inf, the float32 minimum) out of their ranges (`without_mask_values`):
 without either, the quickstart model lost 11.5 (dynamic) and 65 (full int8) accuracy points.
+int16x8 stores large embedding tables in int8 (`with_int8_lookup_tables`) and does not keep
+the front end float (its quantizer has no list of ops to leave out): it is meant for the span
+model, which has none.
 """
 
 import tempfile
@@ -23,7 +30,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-QUANTIZATIONS = ("none", "dynamic", "int8")
+QUANTIZATIONS = ("none", "dynamic", "int8", "int16x8")
+CALIBRATED = ("int8", "int16x8")  # the modes that need representative examples
 # A calibrated range this wide holds a mask value (-inf, -1e9, the float32 minimum), not data.
 SENTINEL_RANGE = 1e6
 # Layers full int8 keeps in float32 (matched in the converted op names).
@@ -59,7 +67,7 @@ def convert_to_litert(model, quantize: str = "none", representative=None) -> byt
     Args:
         model: a functional tfmm model (`MultimodalModel`, the span model), dict in, dict out.
         quantize: one of QUANTIZATIONS.
-        representative: for "int8", a callable returning an iterable of feature dicts
+        representative: for "int8" and "int16x8", a callable returning an iterable of feature dicts
             ({input name: array [1, ...]}) used to calibrate the activation ranges.
 
     Returns:
@@ -67,13 +75,13 @@ def convert_to_litert(model, quantize: str = "none", representative=None) -> byt
         output names).
 
     Raises:
-        ValueError: an unknown `quantize`, or "int8" without `representative`.
+        ValueError: an unknown `quantize`, or a calibrated mode without `representative`.
         LiteRTConversionError: the converter failed.
     """
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {QUANTIZATIONS}. Received: {quantize!r}")
-    if quantize == "int8" and representative is None:
-        raise ValueError("quantize='int8' needs representative examples")
+    if quantize in CALIBRATED and representative is None:
+        raise ValueError(f"quantize={quantize!r} needs representative examples")
     with tempfile.TemporaryDirectory(prefix="tfmm-litert-") as scratch:
         converter = tf.lite.TFLiteConverter.from_saved_model(
             write_inference_savedmodel(model, scratch))
@@ -95,11 +103,18 @@ def _convert(converter, model, quantize, representative) -> bytes:
                 yield {name: np.asarray(features[name]) for name in names}
 
         converter.representative_dataset = calibration_examples
-        # int8 kernels where they exist, float builtins for the rest (e.g. the STFT's FFT).
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+        # int8 (int16) kernels where they exist, float builtins for the rest (e.g. the FFT).
+        quantized_ops = (tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantize == "int8" else
+                         tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)
+        converter.target_spec.supported_ops = [quantized_ops, tf.lite.OpsSet.TFLITE_BUILTINS]
         converter._experimental_calibrate_only = True  # ranges first, corrected below
         calibrated = converter.convert()
+        if quantize == "int16x8":
+            calibrated = without_mask_values(calibrated, calibration_examples,
+                                             measure_missing=True)
+            quantized = with_float_operations(quantize_calibrated_16x8(calibrated),
+                                              NO_INT16_KERNEL)
+            return with_int8_lookup_tables(quantized)
         calibrated = without_mask_values(calibrated, calibration_examples)
         return quantize_calibrated(calibrated, float_operations(calibrated))
     except LiteRTConversionError:
@@ -116,7 +131,158 @@ def quantize_calibrated(calibrated: bytes, keep_float=()) -> bytes:
     return convert.mlir_quantize(calibrated, denylisted_nodes=list(keep_float))
 
 
-def without_mask_values(calibrated: bytes, examples) -> bytes:
+def quantize_calibrated_16x8(calibrated: bytes) -> bytes:
+    """16x8 (int16 activations, int8 weights, int64 biases) from a calibrated flatbuffer, with
+    the ranges it holds.
+
+    This is the quantizer `TFLiteConverter.convert()` runs for
+    `OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8`, called without feeding
+    it examples: fed, it would calibrate again and write the mask values back into the ranges
+    `without_mask_values` corrected. (The MLIR quantizer's int16 mode, which takes a calibrated
+    flatbuffer, rejected BERT's multiplications by int8 constants and, with those left float,
+    wrote int16 zero points of -1 that the ADD kernel refuses.) Ops without an int16 kernel in
+    the quantizer's table stay float.
+    """
+    from tensorflow.lite.python.optimize import calibrator
+
+    wrapper = calibrator.Calibrator(calibrated)._calibrator  # the converter's own wrapper
+    return bytes(wrapper.QuantizeModel(
+        np.dtype(np.float32).num, np.dtype(np.float32).num, True,  # float in/out, allow float
+        np.dtype(np.int16).num, np.dtype(np.int64).num,  # activations, biases
+        False, False))  # per-channel weights, also in dense layers
+
+
+# Ops the 16x8 quantizer writes in int16 that the LiteRT runtime has no int16 kernel for
+# ("SquaredDifference only supports FLOAT32 and INT32"): layer normalisation's variance.
+NO_INT16_KERNEL = ("SQUARED_DIFFERENCE",)
+
+
+def with_float_operations(flatbuffer: bytes, kinds) -> bytes:
+    """The flatbuffer with its int16 operations of the given kinds run in float: each gets
+    DEQUANTIZE ops before its int16 inputs and a QUANTIZE op after its output (same ranges).
+
+    Args:
+        flatbuffer: a quantized .tflite model's bytes.
+        kinds: builtin operator names, e.g. ("SQUARED_DIFFERENCE",).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    wanted = {getattr(schema.BuiltinOperator, kind) for kind in kinds}
+    int16 = schema.TensorType.INT16
+
+    def code_index(builtin):
+        for index, code in enumerate(graph.operatorCodes):
+            if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+                return index
+        code = schema.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+        graph.operatorCodes.append(code)
+        return len(graph.operatorCodes) - 1
+
+    for subgraph in graph.subgraphs:
+        def float_twin(index):
+            tensor, twin = subgraph.tensors[index], schema.TensorT()
+            twin.shape, twin.shapeSignature = tensor.shape, tensor.shapeSignature
+            twin.type, twin.buffer, twin.name = schema.TensorType.FLOAT32, 0, tensor.name + b"/float"
+            subgraph.tensors.append(twin)
+            return len(subgraph.tensors) - 1
+
+        def operator(builtin, inputs, outputs):
+            new = schema.OperatorT()
+            new.opcodeIndex, new.inputs, new.outputs = code_index(builtin), inputs, outputs
+            return new
+
+        operators = []
+        for op in subgraph.operators:
+            code = graph.operatorCodes[op.opcodeIndex]
+            if (max(code.builtinCode, code.deprecatedBuiltinCode) not in wanted or
+                    not any(index >= 0 and subgraph.tensors[index].type == int16
+                            for index in list(op.inputs) + list(op.outputs))):
+                operators.append(op)
+                continue
+            inputs = []
+            for index in op.inputs:
+                if index >= 0 and subgraph.tensors[index].type == int16:
+                    twin = float_twin(index)
+                    operators.append(operator(schema.BuiltinOperator.DEQUANTIZE, [index], [twin]))
+                    index = twin
+                inputs.append(index)
+            outputs, after = [], []
+            for index in op.outputs:
+                if subgraph.tensors[index].type == int16:
+                    twin = float_twin(index)
+                    after.append(operator(schema.BuiltinOperator.QUANTIZE, [twin], [index]))
+                    index = twin
+                outputs.append(index)
+            op.inputs, op.outputs = inputs, outputs
+            operators += [op] + after
+        subgraph.operators = operators
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
+
+
+def with_int8_lookup_tables(flatbuffer: bytes, min_entries: int = 1024) -> bytes:
+    """A 16x8 flatbuffer whose constant int16 GATHER tables (embeddings) of `min_entries` or more
+    are stored in int8: the rows are gathered in int8 and a QUANTIZE op turns them into the
+    int16 tensor the next op reads.
+
+    The 16x8 quantizer gives a GATHER's table the activations' type: the XQuAD model's
+    30,522 x 384 token embeddings took 22.35 of its 33.28 MiB in int16 (11.18 in int8, as in
+    full int8 and dynamic range, where they keep the F1).
+
+    Args:
+        flatbuffer: a 16x8 .tflite model's bytes.
+        min_entries: smaller tables stay int16 (1024: the converter's own threshold for
+            quantizing weights in dynamic range).
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    quantize_code = None
+    for subgraph in graph.subgraphs:
+        operators = []
+        for op in subgraph.operators:
+            operators.append(op)
+            code = graph.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.GATHER:
+                continue
+            table = subgraph.tensors[op.inputs[0]]
+            data = graph.buffers[table.buffer].data
+            if (table.type != schema.TensorType.INT16 or data is None or
+                    len(data) < 2 * min_entries or np.size(table.quantization.scale) != 1):
+                continue
+            values = np.frombuffer(np.asarray(data, np.uint8).tobytes(), np.int16)
+            real = values.astype(np.float64) * float(np.ravel(table.quantization.scale)[0])
+            scale = max(float(np.max(np.abs(real))), 1e-12) / 127
+            table.type = schema.TensorType.INT8
+            table.quantization.scale = np.array([scale], np.float32)
+            table.quantization.zeroPoint = np.array([0], np.int64)
+            graph.buffers[table.buffer].data = np.frombuffer(
+                np.clip(np.round(real / scale), -127, 127).astype(np.int8).tobytes(), np.uint8)
+            rows, gathered = schema.TensorT(), subgraph.tensors[op.outputs[0]]
+            rows.shape, rows.shapeSignature = gathered.shape, gathered.shapeSignature
+            rows.type, rows.buffer, rows.name = schema.TensorType.INT8, 0, gathered.name + b"/int8"
+            rows.quantization = schema.QuantizationParametersT()
+            rows.quantization.scale = np.array([scale], np.float32)
+            rows.quantization.zeroPoint = np.array([0], np.int64)
+            subgraph.tensors.append(rows)
+            if quantize_code is None:
+                quantize_code = len(graph.operatorCodes)
+                code = schema.OperatorCodeT()
+                code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
+                code.version = 1
+                graph.operatorCodes.append(code)
+            requantize = schema.OperatorT()
+            requantize.opcodeIndex, requantize.inputs = quantize_code, [len(subgraph.tensors) - 1]
+            requantize.outputs, op.outputs = [op.outputs[0]], [len(subgraph.tensors) - 1]
+            operators.append(requantize)
+        subgraph.operators = operators
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
+
+
+def without_mask_values(calibrated: bytes, examples, measure_missing: bool = False) -> bytes:
     """The calibrated flatbuffer with every activation range that reached SENTINEL_RANGE
     measured again without those values.
 
@@ -131,13 +297,17 @@ def without_mask_values(calibrated: bytes, examples) -> bytes:
     Args:
         calibrated: the converter's calibrate-only output (float model with min/max).
         examples: callable giving the calibration feature dicts again.
+        measure_missing: also measure the computed tensors that have no range (integer and
+            boolean ones: token ids, masks, comparisons), which the 16x8 quantizer asks for.
     """
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     tensors = graph.subgraphs[0].tensors  # the signature's graph: the interpreter's tensors
-    masked = [index for index, tensor in enumerate(tensors) if _calibrated_extreme(tensor)]
+    masked = [index for index, tensor in enumerate(tensors) if _calibrated_extreme(tensor) or
+              (measure_missing and _without_range(tensor, graph.buffers[tensor.buffer]))]
     if not masked:
         return calibrated
     interpreter = Interpreter(
@@ -148,13 +318,15 @@ def without_mask_values(calibrated: bytes, examples) -> bytes:
     for features in examples():
         run(**features)
         for index in masked:
-            values = interpreter.get_tensor(index)
+            values = interpreter.get_tensor(index).astype(np.float64)  # also ints, booleans
             values = values[np.abs(values) < SENTINEL_RANGE]
             if values.size:
                 low[index] = min(low[index], float(values.min()))
                 high[index] = max(high[index], float(values.max()))
     for index in masked:
         if low[index] <= high[index]:  # constants holding only the mask value keep theirs
+            if tensors[index].quantization is None:
+                tensors[index].quantization = schema.QuantizationParametersT()
             tensors[index].quantization.min = np.array([low[index]], np.float32)
             tensors[index].quantization.max = np.array([high[index]], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
@@ -218,6 +390,14 @@ def _front_end_operations(graph):
                 yield subgraph, operator, names
 
 
+def _without_range(tensor, buffer) -> bool:
+    """A computed tensor (no constant data) without a calibrated min / max."""
+    quantization = tensor.quantization
+    has_range = quantization is not None and quantization.min is not None and \
+        np.size(quantization.min) > 0
+    return not has_range and (buffer.data is None or len(buffer.data) == 0)
+
+
 def _calibrated_extreme(tensor) -> bool:
     quantization = tensor.quantization
     if quantization is None or quantization.min is None or quantization.max is None:
@@ -245,3 +425,38 @@ def representative_features(batches, count: int):
                 seen += 1
 
     return examples
+
+
+def size_breakdown(flatbuffer: bytes) -> dict:
+    """Where a .tflite file's bytes go, in bytes.
+
+    Returns:
+        {"file": total, "constants": {tensor type name: bytes of constant data},
+         "quantization": bytes of quantization parameters (per channel: a float32 scale and
+         an int64 zero point, also for int32 biases; calibrated min / max),
+         "names": bytes of tensor names, "rest": the graph itself (ops, shapes, tables)}.
+    """
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    type_names = {value: name for name, value in vars(schema.TensorType).items()
+                  if not name.startswith("_")}
+    constants, seen, quantization, names = {}, set(), 0, 0
+    for subgraph in graph.subgraphs:
+        for tensor in subgraph.tensors:
+            names += len(tensor.name or b"")
+            parameters = tensor.quantization
+            if parameters is not None:
+                for field, width in (("scale", 4), ("zeroPoint", 8), ("min", 4), ("max", 4)):
+                    values = getattr(parameters, field)
+                    quantization += 0 if values is None else width * int(np.size(values))
+            data = graph.buffers[tensor.buffer].data
+            if tensor.buffer in seen or data is None or len(data) == 0:
+                continue
+            seen.add(tensor.buffer)
+            kind = type_names[tensor.type]
+            constants[kind] = constants.get(kind, 0) + len(data)
+    return {"file": len(flatbuffer), "constants": constants, "quantization": quantization,
+            "names": names,
+            "rest": len(flatbuffer) - sum(constants.values()) - quantization - names}
