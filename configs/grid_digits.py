@@ -49,7 +49,11 @@ def fused_stage(name="fused", fusion=FUSION, export=True):
     stage["model"].update({"fusion": fusion,
                            "init_encoders_from": [f"{RUN_DIR}/image_encoder",
                                                   f"{RUN_DIR}/audio_encoder"]})
-    stage["training"]["run_dir"] = f"{RUN_DIR}/{name}"
+    # Token-level attention over ~37 tokens needs a gentler step than the quickstart's pooled
+    # fusion: at 2e-3 (40 epochs) cross_attention stayed at 0.51 training accuracy, answering
+    # only digit_at; at 5e-4 it learns the audio-image matching too (README "Fusion methods").
+    stage["training"].update({"run_dir": f"{RUN_DIR}/{name}", "learning_rate": 5e-4,
+                              "epochs": 80})
     return stage
 
 
