@@ -15,7 +15,9 @@ CC BY-SA 4.0) is asked one question of each type:
                                                 right speaker and another digit (alternately)
 
 so that the answer depends on the text (which question, which name, which digit) and on the
-recording (who speaks, which digit). Splits by recording index: 0-4 test (FSDD's convention),
+recording (who speaks, which digit). Each row also holds `question_detail` (e.g.
+"said_digit:no_wrong_digit"): `--set data.report_group_field=question_detail` (or evaluate.py
+on a run trained with it) breaks the test figures down by it. Splits by recording index: 0-4 test (FSDD's convention),
 5-9 validation, 10-49 training (`--max-train-index K` keeps 10..K only). The draws are seeded
 (`--seed`) and depend on nothing else: the same recordings and seed write the same bytes.
 
@@ -102,7 +104,9 @@ def question_rows(recordings: list[dict], split: str, seed: int = 0) -> list[dic
         seed: the draws' seed.
 
     Returns:
-        manifest rows: id, text, audio, label, question_type, speaker, digit.
+        manifest rows: id, text, audio, label, question_type, question_detail (the type, with
+        the answer for yes/no types and which part of a said_digit "no" is wrong: e.g.
+        "said_digit:no_wrong_digit"), speaker, digit.
     """
     rows = []
     for question_type in QUESTION_TYPES:
@@ -112,6 +116,7 @@ def question_rows(recordings: list[dict], split: str, seed: int = 0) -> list[dic
         for recording, yes in zip(recordings, answers):
             speaker, digit = recording["speaker"], recording["digit"]
             phrasing = rng.choice(PHRASINGS[question_type])
+            detail = question_type
             if question_type == "speaker":
                 text, label = phrasing, speaker
             elif question_type == "digit":
@@ -119,20 +124,25 @@ def question_rows(recordings: list[dict], split: str, seed: int = 0) -> list[dic
             elif question_type == "is_speaker":
                 name = speaker if yes else rng.choice([s for s in SPEAKERS if s != speaker])
                 text, label = phrasing.format(name=name), "yes" if yes else "no"
+                detail = f"{question_type}:{label}"
             else:
                 name, asked_digit = speaker, digit
+                detail = f"{question_type}:yes"
                 if not yes:
                     if wrong_speaker_next:
                         name = rng.choice([s for s in SPEAKERS if s != speaker])
+                        detail = f"{question_type}:no_wrong_speaker"
                     else:
                         asked_digit = rng.choice([d for d in DIGITS if d != digit])
+                        detail = f"{question_type}:no_wrong_digit"
                     wrong_speaker_next = not wrong_speaker_next
                 text = phrasing.format(name=name, word=DIGIT_WORDS[int(asked_digit)])
                 label = "yes" if yes else "no"
             stem = os.path.basename(recording["path"])[:-len(".wav")]
             rows.append({"id": f"{stem}:{question_type}", "text": text,
                          "audio": recording["path"], "label": label,
-                         "question_type": question_type, "speaker": speaker, "digit": digit})
+                         "question_type": question_type, "question_detail": detail,
+                         "speaker": speaker, "digit": digit})
     return rows
 
 

@@ -69,18 +69,28 @@ def test_manifests_are_balanced_disjoint_and_valid(recordings, tmp_path):
             assert (row["speaker"], row["digit"]) == (speaker, digit)
             if row["question_type"] == "speaker":
                 assert row["label"] == speaker
+                assert row["question_detail"] == "speaker"
             elif row["question_type"] == "digit":
                 assert row["label"] == digit
+                assert row["question_detail"] == "digit"
             elif row["question_type"] == "is_speaker":
                 named = next(name for name in script.SPEAKERS if name in row["text"])
                 assert row["label"] == ("yes" if named == speaker else "no"), row
+                assert row["question_detail"] == f"is_speaker:{row['label']}"
             else:
                 named = next(name for name in script.SPEAKERS if name in row["text"])
                 word = row["text"].rstrip("?").split()[-1]
-                said = named == speaker and script.DIGIT_WORDS.index(word) == int(digit)
+                right_digit = script.DIGIT_WORDS.index(word) == int(digit)
+                said = named == speaker and right_digit
                 assert row["label"] == ("yes" if said else "no"), row
-                if not said:  # a "no" gets one part wrong, never both
-                    assert named == speaker or script.DIGIT_WORDS.index(word) == int(digit), row
+                # A "no" gets one part wrong, never both, and says which.
+                assert row["question_detail"] == {
+                    (True, True): "said_digit:yes", (False, True): "said_digit:no_wrong_speaker",
+                    (True, False): "said_digit:no_wrong_digit"}[(named == speaker, right_digit)]
+        # A said_digit "no" is as often a wrong speaker as a wrong digit (one apart).
+        details = collections.Counter(row["question_detail"] for row in rows)
+        assert abs(details["said_digit:no_wrong_speaker"]
+                   - details["said_digit:no_wrong_digit"]) <= 1, details
         # Yes/no balanced per speaker (odd counts differ by one).
         for kind in ("is_speaker", "said_digit"):
             for speaker in script.SPEAKERS:
