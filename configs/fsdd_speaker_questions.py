@@ -16,7 +16,13 @@ The recipe runs two stages, each a plain tfmm config (run one with `--stage NAME
      and the recording's frames learns to answer. `scripts/fusion_ablation.py` trains this stage
      with every `model.fusion` on the same schedule.
 
-Test figures per question type: `data.report_group_field = "question_type"`.
+Test figures per question type: `data.report_group_field = "question_type"` (or
+"question_detail": which part of a said_digit "no" is wrong).
+
+Measured 2026-12-02 (2 shared CPU cores, load average 6-10): audio_encoder 0.990 on the 300 test
+recordings' "{speaker} {digit}"; fused, 1,200 test questions, seed 0: cross_attention 0.997,
+attention 0.997, concat 0.995, tensor 0.996, low_rank 0.998, gated 0.998, late 0.758. The
+errors of every method but late are a handful of said_digit "no"s whose digit is the wrong one.
 """
 
 import importlib.util
