@@ -22,7 +22,8 @@ Test figures per question type: `data.report_group_field = "question_type"` (or
 Measured 2026-12-02 (2 shared CPU cores, load average 6-10): audio_encoder 0.990 on the 300 test
 recordings' "{speaker} {digit}"; fused, 1,200 test questions, seed 0: cross_attention 0.997,
 attention 0.997, concat 0.995, tensor 0.996, low_rank 0.998, gated 0.998, late 0.758. The
-errors of every method but late are a handful of said_digit "no"s whose digit is the wrong one.
+errors of every method but late are a handful of questions, mostly said_digit "no"s whose digit
+is the wrong one ("did theo say seven?" to theo saying another digit; low_rank's two: "digit").
 """
 
 import importlib.util
