@@ -2,25 +2,21 @@
 recordings (real ones: copied out of the bundled subset), the same bytes for the same seed."""
 
 import collections
-import importlib.util
 import json
 import os
 import zipfile
 
 import pytest
+from helpers import tiny
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FSDD_ZIP = os.path.join(ROOT, "tfmm", "data", "assets", "fsdd_subset.zip")
+
+FSDD_ZIP = os.path.join(tiny.REPO_ROOT, "tfmm", "data", "assets", "fsdd_subset.zip")
 DIGITS_KEPT = ("0", "3", "7")
 INDEXES_KEPT = (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13)  # 5 test, 5 validation, 4 train
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "fsdd_speaker_questions", os.path.join(ROOT, "scripts", "fsdd_speaker_questions.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tiny.load_script("fsdd_speaker_questions")
 
 
 @pytest.fixture(scope="module")

@@ -1,20 +1,13 @@
 """scripts/heldout_squad.py writes the articles a QA run evaluated on, and no others."""
 
-import importlib.util
 import json
-import os
 
+from helpers import tiny
 from helpers.tiny_squad import xquad_path
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _script():
-    spec = importlib.util.spec_from_file_location(
-        "heldout_squad", os.path.join(ROOT, "scripts", "heldout_squad.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tiny.load_script("heldout_squad")
 
 
 def test_the_written_file_holds_exactly_the_evaluation_questions(tmp_path, capsys):

@@ -2,7 +2,6 @@
 trained from the manifest (issue 19, acceptance). Real recordings: a subset of FSDD (the bundled
 zip's raw WAV files), its manifests written by scripts/fsdd_manifest.py from the file names."""
 
-import importlib.util
 import json
 import os
 import zipfile
@@ -24,11 +23,7 @@ CHANCE = 0.1
 
 
 def _load_script():
-    spec = importlib.util.spec_from_file_location(
-        "fsdd_manifest", os.path.join(tiny.REPO_ROOT, "scripts", "fsdd_manifest.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return tiny.load_script("fsdd_manifest")
 
 
 def _extract_recordings(folder, max_index):

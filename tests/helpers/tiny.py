@@ -7,6 +7,7 @@ the repository or the network. Nothing here imports TensorFlow at import time, s
 subprocesses can import this module by path cheaply.
 """
 
+import importlib.util
 import json
 import os
 import pprint
@@ -236,3 +237,12 @@ def run_python(args, timeout: float, cwd: str = REPO_ROOT, **env) -> subprocess.
     """Runs `python ARGS` with a hard timeout (the child is killed when it runs over)."""
     return subprocess.run([sys.executable, *args], cwd=cwd, env=subprocess_env(**env),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def load_script(name: str):
+    """The module of scripts/`name`.py (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(
+        name, os.path.join(REPO_ROOT, "scripts", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
