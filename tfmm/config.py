@@ -397,7 +397,8 @@ def _apply(config: Config, overrides) -> Config:
 
 
 def _override_value(text: str):
-    """A --set value: a Python literal, else JSON (true, false, null), else the text."""
+    """A --set value: a Python literal, else JSON (true / false / null, as in a JSON config),
+    else the text."""
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -172,15 +172,6 @@ def with_float_operations(flatbuffer: bytes, kinds) -> bytes:
     wanted = {getattr(schema.BuiltinOperator, kind) for kind in kinds}
     int16 = schema.TensorType.INT16
 
-    def code_index(builtin):
-        for index, code in enumerate(graph.operatorCodes):
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
-                return index
-        code = schema.OperatorCodeT()
-        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
-        graph.operatorCodes.append(code)
-        return len(graph.operatorCodes) - 1
-
     for subgraph in graph.subgraphs:
         def float_twin(index):
             tensor, twin = subgraph.tensors[index], schema.TensorT()
@@ -189,15 +180,9 @@ def with_float_operations(flatbuffer: bytes, kinds) -> bytes:
             subgraph.tensors.append(twin)
             return len(subgraph.tensors) - 1
 
-        def operator(builtin, inputs, outputs):
-            new = schema.OperatorT()
-            new.opcodeIndex, new.inputs, new.outputs = code_index(builtin), inputs, outputs
-            return new
-
         operators = []
         for op in subgraph.operators:
-            code = graph.operatorCodes[op.opcodeIndex]
-            if (max(code.builtinCode, code.deprecatedBuiltinCode) not in wanted or
+            if (_builtin(graph, op) not in wanted or
                     not any(index >= 0 and subgraph.tensors[index].type == int16
                             for index in list(op.inputs) + list(op.outputs))):
                 operators.append(op)
@@ -206,14 +191,16 @@ def with_float_operations(flatbuffer: bytes, kinds) -> bytes:
             for index in op.inputs:
                 if index >= 0 and subgraph.tensors[index].type == int16:
                     twin = float_twin(index)
-                    operators.append(operator(schema.BuiltinOperator.DEQUANTIZE, [index], [twin]))
+                    operators.append(_new_operator(graph, schema.BuiltinOperator.DEQUANTIZE,
+                                                   [index], [twin]))
                     index = twin
                 inputs.append(index)
             outputs, after = [], []
             for index in op.outputs:
                 if subgraph.tensors[index].type == int16:
                     twin = float_twin(index)
-                    after.append(operator(schema.BuiltinOperator.QUANTIZE, [twin], [index]))
+                    after.append(_new_operator(graph, schema.BuiltinOperator.QUANTIZE, [twin],
+                                               [index]))
                     index = twin
                 outputs.append(index)
             op.inputs, op.outputs = inputs, outputs
@@ -240,13 +227,11 @@ def with_int8_lookup_tables(flatbuffer: bytes, min_entries: int = 1024) -> bytes
     from tensorflow.lite.tools import flatbuffer_utils
 
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    quantize_code = None
     for subgraph in graph.subgraphs:
         operators = []
         for op in subgraph.operators:
             operators.append(op)
-            code = graph.operatorCodes[op.opcodeIndex]
-            if max(code.builtinCode, code.deprecatedBuiltinCode) != schema.BuiltinOperator.GATHER:
+            if _builtin(graph, op) != schema.BuiltinOperator.GATHER:
                 continue
             table = subgraph.tensors[op.inputs[0]]
             data = graph.buffers[table.buffer].data
@@ -268,16 +253,9 @@ def with_int8_lookup_tables(flatbuffer: bytes, min_entries: int = 1024) -> bytes
             rows.quantization.scale = np.array([scale], np.float32)
             rows.quantization.zeroPoint = np.array([0], np.int64)
             subgraph.tensors.append(rows)
-            if quantize_code is None:
-                quantize_code = len(graph.operatorCodes)
-                code = schema.OperatorCodeT()
-                code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.QUANTIZE
-                code.version = 1
-                graph.operatorCodes.append(code)
-            requantize = schema.OperatorT()
-            requantize.opcodeIndex, requantize.inputs = quantize_code, [len(subgraph.tensors) - 1]
-            requantize.outputs, op.outputs = [op.outputs[0]], [len(subgraph.tensors) - 1]
-            operators.append(requantize)
+            gathered_index, op.outputs = op.outputs[0], [len(subgraph.tensors) - 1]
+            operators.append(_new_operator(graph, schema.BuiltinOperator.QUANTIZE, op.outputs,
+                                           [gathered_index]))
         subgraph.operators = operators
     return bytes(flatbuffer_utils.convert_object_to_bytearray(graph))
 
@@ -388,6 +366,29 @@ def _front_end_operations(graph):
             names = [subgraph.tensors[index].name.decode() for index in operator.outputs]
             if names and any(f"/{scope}" in name for name in names for scope in FLOAT_SCOPES):
                 yield subgraph, operator, names
+
+
+def _builtin(graph, operator) -> int:
+    """The builtin operator code of `operator` (schema.BuiltinOperator value)."""
+    code = graph.operatorCodes[operator.opcodeIndex]
+    return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _new_operator(graph, builtin: int, inputs, outputs):
+    """A new OperatorT of kind `builtin`, its operator code added to `graph` if missing."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    for index, code in enumerate(graph.operatorCodes):
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            break
+    else:
+        code = schema.OperatorCodeT()
+        code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, min(builtin, 127), 1
+        graph.operatorCodes.append(code)
+        index = len(graph.operatorCodes) - 1
+    operator = schema.OperatorT()
+    operator.opcodeIndex, operator.inputs, operator.outputs = index, list(inputs), list(outputs)
+    return operator
 
 
 def _without_range(tensor, buffer) -> bool:
