@@ -9,7 +9,10 @@ Trains the config's `fused` stage once per method (`model.fusion`), one run afte
 with `python train.py CONFIG --stage fused --run-dir RUN_ROOT/METHOD --set model.fusion=METHOD`
 (no export; the stage's encoders start from its `init_encoders_from` runs, which must exist:
 train the encoder stages first). A method whose run folder already holds its test report is not
-trained again. The table: test accuracy overall and per `data.report_group_field` value, the
+trained again. The runs share one `training.feature_cache_dir` (RUN_ROOT/feature_cache unless
+`--feature-cache-dir` says otherwise; "" for none): the frozen encoders' features are computed by
+the first pooled method's run and by cross_attention's (token features), and loaded by the
+others. The table: test accuracy overall and per `data.report_group_field` value, the
 parameters of the fusion layer and head, and those trained (projections, fusion and head; the
 frozen encoders' are not).
 """
@@ -29,7 +32,8 @@ from tfmm.fusion_config import FUSION_CHOICES as METHODS  # noqa: E402  (after t
 TRAINED_WEIGHTS = re.compile(r"training ([\d,]+) weights")
 
 
-def train_method(config: str, method: str, run_dir: str, overrides=()) -> float:
+def train_method(config: str, method: str, run_dir: str, overrides=(),
+                 feature_cache_dir: str = "") -> float:
     """Trains and evaluates the fused stage with one fusion method; returns the wall seconds.
 
     The run's output goes to `run_dir`/ablation.log; the parameter counts to
@@ -39,6 +43,8 @@ def train_method(config: str, method: str, run_dir: str, overrides=()) -> float:
     command = [sys.executable, os.path.join(ROOT, "train.py"), config, "--stage", "fused",
                "--run-dir", run_dir, "--set", f"model.fusion={method}",
                "--set", "training.export=false"]
+    if feature_cache_dir:
+        command += ["--set", f"training.feature_cache_dir={feature_cache_dir}"]
     for override in overrides:
         command += ["--set", override]
     start = time.monotonic()
@@ -111,11 +117,16 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="extra key=value overrides for every run")
+    parser.add_argument("--feature-cache-dir", default=None,
+                        help="the runs' shared training.feature_cache_dir (default: "
+                             "RUN_ROOT/feature_cache; \"\" for none)")
     parser.add_argument("--table-only", action="store_true", help="only print the table")
     args = parser.parse_args(argv)
     if not args.table_only:
         from tfmm.run_folder import RunFolder
 
+        cache_dir = (os.path.join(args.run_root, "feature_cache")
+                     if args.feature_cache_dir is None else args.feature_cache_dir)
         for method in args.methods:
             run_dir = os.path.join(args.run_root, method)
             if os.path.exists(RunFolder(run_dir).report("test")):
@@ -124,7 +135,7 @@ def main(argv=None):
                     write_parameter_counts(run_dir)
                 continue
             print(f"{method}: training in {run_dir}", flush=True)
-            seconds = train_method(args.config, method, run_dir, args.overrides)
+            seconds = train_method(args.config, method, run_dir, args.overrides, cache_dir)
             print(f"{method}: done in {seconds / 60:.1f} min", flush=True)
     print(table(args.run_root, args.methods))
 

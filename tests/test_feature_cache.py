@@ -104,3 +104,86 @@ def test_features_are_computed_once_and_only_when_batches_are_asked_for():
     assert len(calls) == 1
     assert epochs[0] == epochs[1] and epochs[0] != epochs[2]
     assert all(len(batch) == 4 for batch in epochs[0])
+
+
+def test_feature_cache_dir_saves_then_a_second_run_loads_the_same_features(
+        tiny_preset, tiny_manifest, tmp_path):
+    """Two runs of the same config with `training.feature_cache_dir`: the first computes and
+    saves the frozen features of each split, the second loads them, runs no encoder and trains
+    to the same weights (dropout on in the fusion and head)."""
+    cache_dir = str(tmp_path / "features")
+    results, logs = {}, {}
+    for name in ("first", "second"):
+        values = tiny.tiny_config(
+            tiny_preset, tiny_manifest, str(tmp_path / name), data={
+                "validation_manifest": tiny_manifest, "test_manifest": tiny_manifest},
+            model={"freeze_text_encoder": True, "freeze_audio_encoder": True, "dropout": 0.2},
+            epochs=2, cache_frozen_features=True, feature_cache_dir=cache_dir)
+        logs[name] = []
+        results[name] = run_training(config_from_dict(values).validate(),
+                                     log=logs[name].append)
+    saved = [line for line in logs["first"] if line.startswith("saved the features")]
+    loaded = [line for line in logs["second"] if line.startswith("loaded the cached features")]
+    # Training and validation read the same manifest: one file serves both splits.
+    assert len(saved) == 1 and len(loaded) == 2, (logs["first"], logs["second"])
+    assert not any(line.startswith("saved the features") for line in logs["second"])
+    assert sorted(os.listdir(cache_dir)) == [os.path.basename(saved[0].split(" to ")[1])]
+    np.testing.assert_allclose(results["first"]["history"]["loss"],
+                               results["second"]["history"]["loss"], atol=1e-6)
+    first, second = _weights(results["first"]["model"]), _weights(results["second"]["model"])
+    for path, value in first.items():
+        np.testing.assert_allclose(value, second[path], atol=1e-6, err_msg=path)
+
+
+class _ListPipeline:
+    """Fixed decoded batches, as `ExamplePipeline.batches` yields them."""
+
+    def __init__(self, batches):
+        self._batches, self.num_examples = batches, sum(len(t) for _, t in batches)
+
+    def batches(self, batch_size):
+        return iter(self._batches)
+
+
+def test_feature_cache_file_name_follows_weights_and_examples(tmp_path):
+    """Another weight value or another example gives another file: a stale file is never
+    read. The same extractor and examples find their file."""
+    from tfmm.training.feature_cache import compute_features
+
+    inputs = keras.Input((3,), name="x")
+    extractor = keras.Model({"x": inputs}, {"x_features": keras.layers.Dense(2, name="d")(inputs)})
+    rows = np.arange(12, dtype=np.float32).reshape(4, 3)
+    batches = [({"x": rows[:2], "x_mask": np.ones(2, np.float32)}, np.array([0, 1])),
+               ({"x": rows[2:], "x_mask": np.ones(2, np.float32)}, np.array([1, 0]))]
+    cache_dir, lines = str(tmp_path), []
+
+    def run(pipeline_batches):
+        return compute_features(extractor, _ListPipeline(pipeline_batches), 2, cache_dir,
+                                log=lines.append)
+
+    arrays, targets = run(batches)
+    expected = extractor.predict({"x": rows}, verbose=0)["x_features"]
+    np.testing.assert_allclose(arrays["x_features"], expected, atol=1e-6)
+    assert targets.tolist() == [0, 1, 1, 0] and arrays["x_mask"].shape == (4,)
+    again, _ = run(batches)
+    np.testing.assert_array_equal(again["x_features"], arrays["x_features"])
+    assert [line.split()[0] for line in lines] == ["saved", "loaded"]
+    assert len(os.listdir(cache_dir)) == 1
+
+    changed_example = [({"x": rows[:2] + 1, "x_mask": np.ones(2, np.float32)}, np.array([0, 1])),
+                       batches[1]]
+    run(changed_example)
+    kernel = extractor.get_layer("d").kernel
+    kernel.assign(kernel.numpy() + 1.0)
+    changed_weights, _ = run(batches)
+    assert [line.split()[0] for line in lines] == ["saved", "loaded", "saved", "saved"]
+    assert len(os.listdir(cache_dir)) == 3
+    np.testing.assert_allclose(changed_weights["x_features"],
+                               arrays["x_features"] + rows.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_feature_cache_dir_needs_cached_features(tiny_preset, tiny_manifest, tmp_path):
+    values = tiny.tiny_config(tiny_preset, tiny_manifest, str(tmp_path),
+                              feature_cache_dir=str(tmp_path / "features"))
+    with pytest.raises(ConfigError, match="set that to true"):
+        config_from_dict(values).validate()

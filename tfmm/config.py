@@ -141,6 +141,9 @@ class TrainingConfig:
     # Run the frozen encoders once per example and train on their cached features (inference
     # mode: no augmentation or dropout inside them); see tfmm/training/feature_cache.py.
     cache_frozen_features: bool = False
+    # "" or a folder: the cached features are also saved there and loaded by a later run whose
+    # frozen encoders and decoded examples are the same (named by their digest).
+    feature_cache_dir: str = ""
     # DP-SGD, on when dp_l2_clip > 0 (README "Private training (DP-SGD)"; training/dp_sgd.py).
     dp_l2_clip: float = 0.0  # each example's (microbatch's) gradient is clipped to this L2 norm.
     dp_noise_multiplier: float = 0.0  # noise std per step = dp_noise_multiplier * dp_l2_clip.

@@ -14,6 +14,11 @@ def check_frozen_features_config(config) -> None:
 
     data, model = config.data, config.model
     if not config.training.cache_frozen_features:
+        if config.training.feature_cache_dir:
+            raise ConfigError("`training.feature_cache_dir` saves the features "
+                              "`training.cache_frozen_features` computes; set that to true. "
+                              f"Received feature_cache_dir={config.training.feature_cache_dir!r}"
+                              " with cache_frozen_features=false")
         return
     frozen = [name for name in data.modalities if encoder_frozen(model, name)]
     if not frozen or not get_task(data.task).reads_jsonl_manifests:

@@ -13,13 +13,25 @@ features are recomputed first).
 
 On the AV-digits quickstart this turns a fused epoch from a ResNet50 + MiniLM forward pass per
 batch into a few small matrix products (README "Quickstart").
+
+With `training.feature_cache_dir` the computed features are also saved there (one .npz per
+split), named by a SHA-256 digest of the extractor (its architecture and every weight) and of
+every decoded example the pipeline yields (inputs and targets, in order): a later run whose frozen
+encoders and data are the same loads them instead of running the encoders again (the fusion
+ablation's runs share one folder; scripts/fusion_ablation.py). Anything that changes the features
+changes the name, so a stale file is never read; the examples are still decoded to compute it.
 """
+
+import hashlib
+import io
+import os
 
 import numpy as np
 import tensorflow as tf
 
 import keras
 
+from tfmm.atomic_write import write_bytes
 from tfmm.data.dataset import count_batches, epoch_batches
 from tfmm.models.multimodal_model import MultimodalModel, fuse_and_predict, new_encoder_inputs
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX
@@ -94,24 +106,80 @@ def build_feature_models(model: MultimodalModel, frozen) -> tuple:
     return extractor, top
 
 
-def compute_features(extractor: keras.Model, pipeline, batch_size: int) -> tuple:
+CACHE_FORMAT = b"tfmm feature cache 1"
+
+
+def _update_with_array(digest, name: str, value) -> None:
+    value = np.ascontiguousarray(value)
+    digest.update(f"{name}|{value.dtype.str}|{value.shape}|".encode())
+    digest.update(value.tobytes())
+
+
+def extractor_digest(extractor: keras.Model):
+    """A SHA-256 object over the extractor's architecture (its JSON) and every weight."""
+    digest = hashlib.sha256(CACHE_FORMAT)
+    digest.update(extractor.to_json().encode())
+    for weight in extractor.weights:
+        _update_with_array(digest, weight.path, keras.ops.convert_to_numpy(weight))
+    return digest
+
+
+def extract_features(extractor: keras.Model, pipeline, batch_size: int) -> dict:
+    """The extractor's outputs over every example of `pipeline` in order: {name: [N, ...]}."""
+    extract = tf.function(lambda inputs: extractor(inputs, training=False), jit_compile=True)
+    names, parts = set(extractor.input), {}
+    for features, _ in pipeline.batches(batch_size):
+        for name, value in extract({name: features[name] for name in names}).items():
+            parts.setdefault(name, []).append(np.asarray(value))
+    return {name: np.concatenate(values) for name, values in parts.items()}
+
+
+def compute_features(extractor: keras.Model, pipeline, batch_size: int,
+                     cache_dir: str = "", log=print) -> tuple:
     """Runs the extractor over every example of an `ExamplePipeline`, in manifest order.
+
+    Args:
+        extractor: the frozen-feature model of `build_feature_models`.
+        pipeline: an `ExamplePipeline`.
+        batch_size: examples per extractor call.
+        cache_dir: "" (no disk cache) or a folder where the extractor's outputs are saved, or
+            loaded from when a file of the same digest is there (see the module docstring).
+        log: prints whether the features were loaded or saved.
 
     Returns:
         (inputs, targets): numpy arrays, inputs a dict holding the features, the masks and the
         raw inputs of unfrozen modalities (texts padded to the full length).
     """
-    extract = tf.function(lambda features: extractor(features, training=False), jit_compile=True)
     names = set(extractor.input)
     columns, targets = {}, []
+    digest = extractor_digest(extractor) if cache_dir else None
     for features, target in pipeline.batches(batch_size):
-        outputs = extract({name: features[name] for name in names})
-        kept = {name: value for name, value in features.items() if name not in names}
-        kept.update(outputs)
-        for name, value in kept.items():
-            columns.setdefault(name, []).append(np.asarray(value))
+        for name, value in features.items():
+            if name not in names:
+                columns.setdefault(name, []).append(np.asarray(value))
         targets.append(np.asarray(target))
+        if digest is not None:
+            for name in sorted(features):
+                _update_with_array(digest, name, features[name])
+            _update_with_array(digest, "target", target)
     arrays = {name: np.concatenate(parts) for name, parts in columns.items()}
+    if not cache_dir:
+        arrays.update(extract_features(extractor, pipeline, batch_size))
+        return arrays, np.concatenate(targets)
+    path = os.path.join(cache_dir, digest.hexdigest()[:40] + ".npz")
+    if tf.io.gfile.exists(path):
+        with tf.io.gfile.GFile(path, "rb") as handle:
+            with np.load(io.BytesIO(handle.read())) as saved:
+                arrays.update({name: saved[name] for name in saved.files})
+        log(f"loaded the cached features of {pipeline.num_examples} examples from {path}")
+        return arrays, np.concatenate(targets)
+    outputs = extract_features(extractor, pipeline, batch_size)
+    buffer = io.BytesIO()
+    np.savez(buffer, **outputs)
+    tf.io.gfile.makedirs(cache_dir)
+    write_bytes(path, buffer.getvalue())
+    log(f"saved the features of {pipeline.num_examples} examples to {path}")
+    arrays.update(outputs)
     return arrays, np.concatenate(targets)
 
 
@@ -161,7 +229,8 @@ def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
             return None
 
         def compute():
-            inputs, targets = compute_features(extractor, pipeline, batch_size)
+            inputs, targets = compute_features(extractor, pipeline, batch_size,
+                                               config.training.feature_cache_dir, log)
             log(f"cached the frozen {', '.join(frozen)} encoder features of "
                 f"{pipeline.num_examples} examples")
             return inputs, targets
