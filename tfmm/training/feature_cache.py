@@ -15,8 +15,8 @@ On the AV-digits quickstart this turns a fused epoch from a ResNet50 + MiniLM fo
 batch into a few small matrix products (README "Quickstart").
 
 With `training.feature_cache_dir` the computed features are also saved there (one .npz per
-split), named by a SHA-256 digest of the extractor (its architecture and every weight) and of
-every decoded example the pipeline yields (inputs and targets, in order): a later run whose frozen
+distinct split), named by a SHA-256 digest of the extractor (its architecture and every weight)
+and of every decoded example the pipeline yields (inputs and targets, in order): a later run whose frozen
 encoders and data are the same loads them instead of running the encoders again (the fusion
 ablation's runs share one folder; scripts/fusion_ablation.py). Anything that changes the features
 changes the name, so a stale file is never read; the examples are still decoded to compute it.
@@ -124,14 +124,13 @@ def extractor_digest(extractor: keras.Model):
     return digest
 
 
-def extract_features(extractor: keras.Model, pipeline, batch_size: int) -> dict:
-    """The extractor's outputs over every example of `pipeline` in order: {name: [N, ...]}."""
-    extract = tf.function(lambda inputs: extractor(inputs, training=False), jit_compile=True)
-    names, parts = set(extractor.input), {}
-    for features, _ in pipeline.batches(batch_size):
-        for name, value in extract({name: features[name] for name in names}).items():
-            parts.setdefault(name, []).append(np.asarray(value))
-    return {name: np.concatenate(values) for name, values in parts.items()}
+def _extract_function(extractor: keras.Model):
+    return tf.function(lambda inputs: extractor(inputs, training=False), jit_compile=True)
+
+
+def _append_outputs(parts: dict, extract, features, names) -> None:
+    for name, value in extract({name: features[name] for name in names}).items():
+        parts.setdefault(name, []).append(np.asarray(value))
 
 
 def compute_features(extractor: keras.Model, pipeline, batch_size: int,
@@ -142,8 +141,9 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
         extractor: the frozen-feature model of `build_feature_models`.
         pipeline: an `ExamplePipeline`.
         batch_size: examples per extractor call.
-        cache_dir: "" (no disk cache) or a folder where the extractor's outputs are saved, or
-            loaded from when a file of the same digest is there (see the module docstring).
+        cache_dir: "" (no disk cache: one pass that runs the extractor) or a folder where the
+            extractor's outputs are saved, or loaded from when a file of the same digest is there
+            (the digest needs every example first, so a miss runs the extractor in a second pass).
         log: prints whether the features were loaded or saved.
 
     Returns:
@@ -151,36 +151,43 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
         raw inputs of unfrozen modalities (texts padded to the full length).
     """
     names = set(extractor.input)
-    columns, targets = {}, []
+    columns, targets, outputs = {}, [], {}
     digest = extractor_digest(extractor) if cache_dir else None
+    extract = None if cache_dir else _extract_function(extractor)
     for features, target in pipeline.batches(batch_size):
         for name, value in features.items():
             if name not in names:
                 columns.setdefault(name, []).append(np.asarray(value))
         targets.append(np.asarray(target))
-        if digest is not None:
+        if extract is not None:
+            _append_outputs(outputs, extract, features, names)
+        else:
             for name in sorted(features):
                 _update_with_array(digest, name, features[name])
             _update_with_array(digest, "target", target)
     arrays = {name: np.concatenate(parts) for name, parts in columns.items()}
+    targets = np.concatenate(targets)
     if not cache_dir:
-        arrays.update(extract_features(extractor, pipeline, batch_size))
-        return arrays, np.concatenate(targets)
+        arrays.update({name: np.concatenate(parts) for name, parts in outputs.items()})
+        return arrays, targets
     path = os.path.join(cache_dir, digest.hexdigest()[:40] + ".npz")
     if tf.io.gfile.exists(path):
         with tf.io.gfile.GFile(path, "rb") as handle:
             with np.load(io.BytesIO(handle.read())) as saved:
                 arrays.update({name: saved[name] for name in saved.files})
         log(f"loaded the cached features of {pipeline.num_examples} examples from {path}")
-        return arrays, np.concatenate(targets)
-    outputs = extract_features(extractor, pipeline, batch_size)
+        return arrays, targets
+    extract = _extract_function(extractor)
+    for features, _ in pipeline.batches(batch_size):
+        _append_outputs(outputs, extract, features, names)
+    outputs = {name: np.concatenate(parts) for name, parts in outputs.items()}
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)
     tf.io.gfile.makedirs(cache_dir)
     write_bytes(path, buffer.getvalue())
     log(f"saved the features of {pipeline.num_examples} examples to {path}")
     arrays.update(outputs)
-    return arrays, np.concatenate(targets)
+    return arrays, targets
 
 
 class FeaturePipeline:
