@@ -18,8 +18,9 @@ With `training.feature_cache_dir` the computed features are also saved there (on
 distinct split), named by a SHA-256 digest of the extractor (its architecture and every weight)
 and of every decoded example the pipeline yields (inputs and targets, in order): a later run
 whose frozen encoders and data are the same loads them instead of running the encoders again
-(the fusion ablation's runs share one folder; scripts/fusion_ablation.py). Anything that changes the features
-changes the name, so a stale file is never read; the examples are still decoded to compute it.
+(the fusion ablation's runs share one folder; scripts/fusion_ablation.py). Anything that changes
+the features changes the name, so a stale file is never read; the examples are still decoded to
+compute it.
 """
 
 import hashlib
