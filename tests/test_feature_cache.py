@@ -53,6 +53,49 @@ def test_cached_training_equals_training_through_the_encoders(tiny_manifest, tmp
     assert "audio" in reloaded.input and "token_ids" in reloaded.input
 
 
+def test_feature_extraction_runs_each_encoder_with_its_faster_compilation(tiny_preset,
+                                                                          tiny_manifest, tmp_path):
+    """"auto" times each frozen encoder with XLA on and off on its first batch, keeps the faster
+    (logged once per encoder) and gives the features the whole extractor gives."""
+    from tfmm.models.multimodal_model import build_multimodal_model
+    from tfmm.training.feature_cache import FeatureExtraction, build_feature_models
+
+    config = _config(tiny_preset, tiny_manifest, str(tmp_path / "split"), True,
+                     modalities=("text", "image", "audio"))
+    model = build_multimodal_model(config, 2)
+    extractor, _ = build_feature_models(model, ("text", "image", "audio"))
+    lines = []
+    extraction = FeatureExtraction.per_modality(model, extractor, "auto", log=lines.append)
+    assert {modality: sorted(part.input) for modality, part in extraction.parts.items()} == {
+        "text": ["padding_mask", "segment_ids", "token_ids"], "image": ["image"],
+        "audio": ["audio"]}
+    rng = np.random.default_rng(0)
+    length, size = config.data.text_sequence_length, config.data.image_size
+    batch = {"token_ids": rng.integers(5, 50, (3, length)).astype("int32"),
+             "segment_ids": np.zeros((3, length), "int32"),
+             "padding_mask": np.ones((3, length), "int32"),
+             "image": rng.uniform(0, 255, (3, size, size, 3)).astype("float32"),
+             "audio": rng.uniform(-0.5, 0.5, (3, config.data.audio_length)).astype("float32"),
+             "text_mask": np.ones((3,), "float32")}  # a column the extractor does not read
+    expected = extractor({name: batch[name] for name in extractor.input}, training=False)
+    for _ in range(2):
+        outputs = extraction(batch)
+        assert outputs.keys() == expected.keys()
+        for name, value in expected.items():
+            np.testing.assert_allclose(outputs[name], np.asarray(value), atol=1e-4, rtol=1e-4,
+                                       err_msg=name)
+    assert sorted(line.split(" features:")[0] for line in lines) == ["audio", "image", "text"]
+    assert all("s with XLA" in line and "s without" in line for line in lines), lines
+
+    lines.clear()
+    forced = FeatureExtraction.per_modality(model, extractor, "false", log=lines.append)
+    np.testing.assert_allclose(forced(batch)["image_features"],
+                               np.asarray(expected["image_features"]), atol=1e-4, rtol=1e-4)
+    assert lines == []  # a forced choice times nothing
+    with pytest.raises(ValueError, match="'auto', 'true' or 'false'. Received: 'yes'"):
+        FeatureExtraction(extractor, jit_compile="yes")
+
+
 def test_frozen_encoders_stay_fixed_and_unfrozen_ones_learn(tiny_preset, tiny_manifest,
                                                             tmp_path):
     from tfmm.models.multimodal_model import build_multimodal_model

@@ -128,7 +128,10 @@ class TrainingConfig:
     focal_alpha: float = 0.0  # focal loss's alpha (multilabel: of the positives); 0: off.
     seed: int = 0
     mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
-    jit_compile: str = "auto"  # "auto" | "true" | "false": XLA for the train step.
+    # "auto" | "true" | "false": XLA for the train step ("auto": on for one replica off TPU)
+    # and for computing cached frozen features ("auto": each encoder timed both ways on its first
+    # batch, the faster kept; tfmm/training/feature_cache.py).
+    jit_compile: str = "auto"
     # "threefry": under XLA, Dropout layers draw their masks with ThreeFry while the step is
     # traced (faster on CPU; tfmm/models/dropout.py); "keras": Keras' own generator throughout.
     dropout_masks: str = "threefry"

@@ -26,6 +26,7 @@ compute it.
 import hashlib
 import io
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -125,17 +126,100 @@ def extractor_digest(extractor: keras.Model):
     return digest
 
 
-def _extract_function(extractor: keras.Model):
-    return tf.function(lambda inputs: extractor(inputs, training=False), jit_compile=True)
+class FeatureExtraction:
+    """The extractor run per frozen modality, each part with or without XLA.
+
+    XLA's gain depends on the encoder and the machine: on a 2-core AMD EPYC CPU, ResNet50's
+    inference ran 5.6x faster without XLA (64x64, batch 64: 0.33 s against 1.85 s), MiniLM's
+    2.5x faster with it and the log-Mel CNN's 2.1x faster with it (`bench/feature_extraction.py`,
+    README "Frozen features"). So with `jit_compile` "auto" each part is timed both ways on the
+    first batch it sees (one call each after compiling) and keeps the faster.
+
+    Args:
+        extractor: the frozen-feature model of `build_feature_models`.
+        input_names: {modality: the extractor input names its encoder reads}; its outputs are
+            "<modality>_features" / "<modality>_token_mask". None: one part, the whole extractor.
+        jit_compile: "auto", "true" or "false" (`training.jit_compile`).
+        log: prints the choice made for each part under "auto".
+    """
+
+    def __init__(self, extractor: keras.Model, input_names=None, jit_compile="auto", log=print):
+        setting = str(jit_compile).lower()
+        if setting not in ("auto", "true", "false"):
+            raise ValueError("jit_compile: expected 'auto', 'true' or 'false'. Received: "
+                             f"{jit_compile!r}")
+        if input_names is None:
+            self._parts = {"all": extractor}
+        else:
+            self._parts = {modality: keras.Model(
+                {name: extractor.input[name] for name in names},
+                {name: tensor for name, tensor in extractor.output.items()
+                 if name in (modality + FEATURE_SUFFIX, modality + TOKEN_MASK_SUFFIX)},
+                name=f"{modality}_feature_extractor") for modality, names in input_names.items()}
+        self._setting, self._log = setting, log
+        self._functions = {}
+
+    @classmethod
+    def per_modality(cls, model: MultimodalModel, extractor: keras.Model, jit_compile="auto",
+                     log=print) -> "FeatureExtraction":
+        """One part per frozen encoder of `model` that `extractor` (of `model`) computes."""
+        modalities = {name[:-len(FEATURE_SUFFIX)] for name in extractor.output
+                      if name.endswith(FEATURE_SUFFIX)}
+        input_names = {modality: [tensor.name for tensor in keras.tree.flatten(encoder.input)
+                                  if tensor.name in extractor.input]
+                       for modality, encoder in model.encoders.items() if modality in modalities}
+        return cls(extractor, input_names, jit_compile, log)
+
+    @property
+    def parts(self) -> dict:
+        """{modality (or "all"): the keras.Model computing its outputs}."""
+        return dict(self._parts)
+
+    def function(self, modality: str, jit: bool):
+        """A tf.function running the part of `modality` in inference mode, XLA on or off."""
+        part = self._parts[modality]
+        return tf.function(lambda inputs: part(inputs, training=False), jit_compile=jit)
+
+    def _run(self, function, inputs) -> dict:
+        return {name: np.asarray(value) for name, value in function(inputs).items()}
+
+    def _choose(self, modality: str, inputs: dict) -> dict:
+        """Times the part both ways on `inputs`, keeps the faster and returns its outputs."""
+        seconds, outputs, functions = {}, {}, {}
+        for jit in (True, False):
+            functions[jit] = self.function(modality, jit)
+            functions[jit](inputs)  # traces and compiles
+            start = time.perf_counter()
+            outputs[jit] = self._run(functions[jit], inputs)
+            seconds[jit] = time.perf_counter() - start
+        faster = min(seconds, key=seconds.get)
+        self._functions[modality] = functions[faster]
+        self._log(f"{modality} features: XLA {'on' if faster else 'off'} (one batch: "
+                  f"{seconds[True]:.3f} s with XLA, {seconds[False]:.3f} s without)")
+        return outputs[faster]
+
+    def __call__(self, features: dict) -> dict:
+        """{raw input name: batch} (other columns ignored) -> {output name: numpy array}."""
+        outputs = {}
+        for modality, part in self._parts.items():
+            inputs = {name: features[name] for name in part.input}
+            if modality in self._functions:
+                outputs.update(self._run(self._functions[modality], inputs))
+            elif self._setting == "auto":
+                outputs.update(self._choose(modality, inputs))
+            else:
+                self._functions[modality] = self.function(modality, self._setting == "true")
+                outputs.update(self._run(self._functions[modality], inputs))
+        return outputs
 
 
-def _append_outputs(parts: dict, extract, features, names) -> None:
-    for name, value in extract({name: features[name] for name in names}).items():
-        parts.setdefault(name, []).append(np.asarray(value))
+def _append_outputs(parts: dict, extract, features) -> None:
+    for name, value in extract(features).items():
+        parts.setdefault(name, []).append(value)
 
 
 def compute_features(extractor: keras.Model, pipeline, batch_size: int,
-                     cache_dir: str = "", log=print) -> tuple:
+                     cache_dir: str = "", log=print, extraction=None) -> tuple:
     """Runs the extractor over every example of an `ExamplePipeline`, in manifest order.
 
     Args:
@@ -146,6 +230,8 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
             extractor's outputs are saved, or loaded from when a file of the same digest is there
             (the digest needs every example first, so a miss runs the extractor in a second pass).
         log: prints whether the features were loaded or saved.
+        extraction: the `FeatureExtraction` that runs `extractor` (share one between splits so
+            its XLA choice is made once); None: the whole extractor under XLA.
 
     Returns:
         (inputs, targets): numpy arrays, inputs a dict holding the features, the masks and the
@@ -154,14 +240,15 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
     names = set(extractor.input)
     columns, targets, outputs = {}, [], {}
     digest = extractor_digest(extractor) if cache_dir else None
-    extract = None if cache_dir else _extract_function(extractor)
+    extraction = extraction or FeatureExtraction(extractor, jit_compile="true", log=log)
+    extract = None if cache_dir else extraction
     for features, target in pipeline.batches(batch_size):
         for name, value in features.items():
             if name not in names:
                 columns.setdefault(name, []).append(np.asarray(value))
         targets.append(np.asarray(target))
         if extract is not None:
-            _append_outputs(outputs, extract, features, names)
+            _append_outputs(outputs, extract, features)
         else:
             for name in sorted(features):
                 _update_with_array(digest, name, features[name])
@@ -178,9 +265,8 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
                 arrays.update({name: saved[name] for name in saved.files})
         log(f"loaded the cached features of {pipeline.num_examples} examples from {path}")
         return arrays, targets
-    extract = _extract_function(extractor)
     for features, _ in pipeline.batches(batch_size):
-        _append_outputs(outputs, extract, features, names)
+        _append_outputs(outputs, extraction, features)
     outputs = {name: np.concatenate(parts) for name, parts in outputs.items()}
     buffer = io.BytesIO()
     np.savez(buffer, **outputs)
@@ -231,6 +317,8 @@ def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
     frozen = frozen_modalities(config)
     extractor, top = build_feature_models(model, frozen)
     batch_size = config.data.batch_size
+    extraction = FeatureExtraction.per_modality(model, extractor, config.training.jit_compile,
+                                                log)
 
     def cached(pipeline):
         if pipeline is None:
@@ -238,7 +326,8 @@ def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
 
         def compute():
             inputs, targets = compute_features(extractor, pipeline, batch_size,
-                                               config.training.feature_cache_dir, log)
+                                               config.training.feature_cache_dir, log,
+                                               extraction)
             log(f"cached the frozen {', '.join(frozen)} encoder features of "
                 f"{pipeline.num_examples} examples")
             return inputs, targets
