@@ -42,7 +42,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from train import quiet_tensorflow_start_up  # train.py's imports do not load TensorFlow
+    from train import prepare_tensorflow  # train.py's imports do not load TensorFlow
 
-    quiet_tensorflow_start_up()
+    prepare_tensorflow()
     sys.exit(main())

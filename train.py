@@ -29,8 +29,15 @@ def native_log_filter():
     return module
 
 
-def quiet_tensorflow_start_up():
-    """Keeps TensorFlow's CUDA/oneDNN start-up lines off the terminal (tfmm/native_log_filter.py)."""
+def prepare_tensorflow():
+    """Before TensorFlow is imported: its oneDNN CPU kernels on, its start-up lines off the terminal.
+
+    TensorFlow leaves oneDNN off on x86 CPUs without AVX-512, such as the 2-core AMD EPYC machines
+    tfmm is measured on; there it makes ResNet50's training step without XLA several times faster
+    (README "Performance": bench/image_audio_step.py). A TF_ENABLE_ONEDNN_OPTS already set wins.
+    The start-up lines (CUDA, oneDNN) are filtered by tfmm/native_log_filter.py.
+    """
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     native_log_filter().quiet_tensorflow_start_up()
 
 
@@ -147,5 +154,5 @@ def _table_cell(value) -> str:
 
 
 if __name__ == "__main__":
-    quiet_tensorflow_start_up()
+    prepare_tensorflow()
     sys.exit(main())

@@ -229,7 +229,7 @@ def test_after_start_up_native_lines_reach_the_terminal_directly():
     """The filter covers TensorFlow's start-up only: the start-up noise is gone, and the last line
     of a process that aborts afterwards (no thread left to forward it) still reaches stderr."""
     result = run_after_importing_train(
-        "train.quiet_tensorflow_start_up()\n"
+        "train.prepare_tensorflow()\n"
         "os.write(2, b'F0000 00:00:1796149849.774226    8223 x.cc:9] a fatal native error\\n')\n"
         "os.abort()\n", timeout=120)
     assert result.returncode != 0
