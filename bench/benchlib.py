@@ -17,6 +17,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:  # `python bench/x.py` from anywhere finds tfmm uninstalled.
     sys.path.insert(0, REPO_ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's oneDNN kernels, as train.py sets them (off by TensorFlow's default on CPUs
+# without AVX-512); TF_ENABLE_ONEDNN_OPTS=0 on the command line measures without them.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # the CPU is what is measured
 
 

@@ -130,10 +130,11 @@ class FeatureExtraction:
     """The extractor run per frozen modality, each part with or without XLA.
 
     XLA's gain depends on the encoder and the machine: on a 2-core AMD EPYC CPU, ResNet50's
-    inference ran 5.6x faster without XLA (64x64, batch 64: 0.33 s against 1.85 s), MiniLM's
-    2.5x faster with it and the log-Mel CNN's 2.1x faster with it (`bench/feature_extraction.py`,
-    README "Frozen features"). So with `jit_compile` "auto" each part is timed both ways on the
-    first batch it sees (one call each after compiling) and keeps the faster.
+    inference at 64x64 ran 4.6x faster without XLA (0.71 s a batch of 64 against 3.26 s), the
+    log-Mel CNN's 1.8x faster with it, MiniLM's about the same either way with oneDNN on and 1.9x
+    faster with XLA without oneDNN (`bench/feature_extraction.py`, bench/README.md). So with
+    `jit_compile` "auto" each part is timed both ways on the first batch it sees (one call each
+    after compiling) and keeps the faster.
 
     Args:
         extractor: the frozen-feature model of `build_feature_models`.
