@@ -130,7 +130,7 @@ class TrainingConfig:
     mixed_precision: str = "none"  # "none" | "bfloat16" | "float16".
     # "auto" | "true" | "false": XLA for the train step ("auto": on for one replica off TPU)
     # and for computing cached frozen features ("auto": each encoder timed both ways on its first
-    # batch, the faster kept; tfmm/training/feature_cache.py).
+    # batch, the faster kept, when the training split has 20+ batches; feature_cache.py).
     jit_compile: str = "auto"
     # "threefry": under XLA, Dropout layers draw their masks with ThreeFry while the step is
     # traced (faster on CPU; tfmm/models/dropout.py); "keras": Keras' own generator throughout.

@@ -126,6 +126,11 @@ def extractor_digest(extractor: keras.Model):
     return digest
 
 
+# "auto" times each encoder both ways only for a training split of at least this many batches
+# (a second compilation costs seconds; on a few batches XLA, the previous default, is kept).
+TIMED_CHOICE_MIN_BATCHES = 20
+
+
 class FeatureExtraction:
     """The extractor run per frozen modality, each part with or without XLA.
 
@@ -318,8 +323,11 @@ def cache_frozen_features(model: MultimodalModel, config, train_pipeline,
     frozen = frozen_modalities(config)
     extractor, top = build_feature_models(model, frozen)
     batch_size = config.data.batch_size
-    extraction = FeatureExtraction.per_modality(model, extractor, config.training.jit_compile,
-                                                log)
+    jit_compile = str(config.training.jit_compile).lower()
+    if jit_compile == "auto" and count_batches(train_pipeline.num_examples, batch_size,
+                                               False) < TIMED_CHOICE_MIN_BATCHES:
+        jit_compile = "true"  # too few batches to pay for compiling every encoder twice
+    extraction = FeatureExtraction.per_modality(model, extractor, jit_compile, log)
 
     def cached(pipeline):
         if pipeline is None:
