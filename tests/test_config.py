@@ -30,6 +30,16 @@ def test_overrides_take_json_values(tmp_path):
     assert config.model.fusion_options == {"cross_attention_summary_tokens": True}
 
 
+def test_null_for_a_text_field_is_an_error_not_the_text_none(tmp_path):
+    """`--set training.feature_cache_dir=null` once became the folder "None"."""
+    path = write_config(tmp_path / "config.py", {"data": {"train_manifest": "m.jsonl"}})
+    with pytest.raises(ConfigError, match=r"--set: `training.feature_cache_dir` must be a string "
+                       r'\(\"\" for none\). Received: None'):
+        load_config(path, ["training.feature_cache_dir=null"])
+    assert load_config(path, ["training.feature_cache_dir="]).training.feature_cache_dir == ""
+    assert load_config(path, ["training.tpu=10.0.0.2"]).training.tpu == "10.0.0.2"
+
+
 def test_json_config_round_trip(tmp_path):
     config = load_config(write_config(tmp_path / "config.py",
                                       {"data": {"train_manifest": "m.jsonl"}}))

@@ -314,6 +314,9 @@ def _coerce(value, default, key, source):
             return int(number)
         return number
     if isinstance(default, str):
+        if value is None or isinstance(value, (dict, list, tuple)):
+            raise ConfigError(f"{source}: `{key}` must be a string (\"\" for none). "
+                              f"Received: {value!r}")
         return str(value)
     return value
 
