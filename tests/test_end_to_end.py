@@ -103,6 +103,26 @@ def test_evaluate_cli_writes_report(finished_run, tmp_path):
     assert (tmp_path / "again_confusion_matrix.png").exists()
 
 
+def test_evaluate_cli_refuses_to_overwrite_another_files_report(finished_run, tmp_path):
+    """A report of another manifest under the same name (e.g. the run's test_report.json and
+    some other test.jsonl) stops evaluate.py with one line; the same manifest's is rewritten."""
+    config, _, manifest = finished_run
+    other = tmp_path / "test_report.json"
+    other.write_text(json.dumps({"manifest": "elsewhere/test.jsonl", "accuracy": 0.5}))
+    output = run_cli(["evaluate.py", config.training.run_dir, "--data", manifest, "--out",
+                      str(tmp_path), "--name", "test"])
+    assert output.returncode != 0
+    assert error_lines(output) == [
+        f"error: {other} is the report of elsewhere/test.jsonl; evaluating {manifest} would "
+        "overwrite it. Give the report another name (--name) or folder (--out)."], output.stderr
+    assert json.loads(other.read_text())["accuracy"] == 0.5
+    other.write_text(json.dumps({"manifest": manifest, "accuracy": 0.5}))
+    output = run_cli(["evaluate.py", config.training.run_dir, "--data", manifest, "--out",
+                      str(tmp_path), "--name", "test"])
+    assert output.returncode == 0, output.stderr[-2000:]
+    assert json.loads(other.read_text())["num_examples"] == 16
+
+
 def run_cli(arguments, timeout=300):
     return subprocess.run([sys.executable] + arguments, capture_output=True, text=True,
                           cwd=REPO_ROOT, timeout=timeout)

@@ -4,9 +4,13 @@ The run's task picks its recipe (`tfmm.recipes.recipe_for`, the same as train.py
 manifest for classification and regression, a SQuAD v1.1/v2.0 JSON file for question answering.
 """
 
+import json
 import os
 
+import tensorflow as tf
+
 from tfmm.atomic_write import write_json
+from tfmm.errors import UserError
 from tfmm.recipes import recipe_for
 from tfmm.run_folder import RunFolder, load_finished_run
 
@@ -45,6 +49,7 @@ def evaluate_finished_run(run, data_path: str, out_dir=None, name=None, batch_si
     recipe = recipe_for(run.config.data.task)
     reports = RunFolder(out_dir) if out_dir else run.folder
     name = name or os.path.splitext(os.path.basename(data_path))[0]
+    check_not_another_files_report(reports.report(name), data_path)
     report = recipe.evaluate_file(run, data_path, reports.path, name, batch_size, skip_invalid,
                                   log, drop_modalities=drop_modalities,
                                   drop_fraction=drop_fraction)
@@ -54,6 +59,30 @@ def evaluate_finished_run(run, data_path: str, out_dir=None, name=None, batch_si
         written += f"; predictions: {reports.predictions(name)}"
     log(written)
     return report
+
+
+class ReportOverwriteError(UserError, FileExistsError):
+    """The report an evaluation would write holds the report of another data file."""
+
+
+def check_not_another_files_report(report_path: str, data_path: str) -> None:
+    """Refuses to overwrite a report of another manifest (e.g. the run's test_report.json by
+    evaluating some other `test.jsonl`); the same manifest's report is rewritten.
+
+    Raises:
+        ReportOverwriteError: naming both files and the flags that avoid it.
+    """
+    if not tf.io.gfile.exists(report_path):
+        return
+    with tf.io.gfile.GFile(report_path) as handle:
+        try:
+            evaluated = json.load(handle).get("manifest")
+        except (ValueError, AttributeError):
+            return
+    if evaluated and os.path.realpath(evaluated) != os.path.realpath(data_path):
+        raise ReportOverwriteError(
+            f"{report_path} is the report of {evaluated}; evaluating {data_path} would overwrite "
+            "it. Give the report another name (--name) or folder (--out).")
 
 
 def sweep_modality_removal(path: str, data_path: str, out_dir=None, name=None, batch_size=64,
