@@ -34,7 +34,7 @@ def prepare_tensorflow():
 
     TensorFlow leaves oneDNN off on x86 CPUs without AVX-512, such as the 2-core AMD EPYC machines
     tfmm is measured on; there it makes ResNet50's training step without XLA several times faster
-    (README "Performance": bench/image_audio_step.py). A TF_ENABLE_ONEDNN_OPTS already set wins.
+    (README "Speed": bench/image_audio_step.py). A TF_ENABLE_ONEDNN_OPTS already set wins.
     The start-up lines (CUDA, oneDNN) are filtered by tfmm/native_log_filter.py.
     """
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")

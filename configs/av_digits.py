@@ -45,7 +45,7 @@ def encoder_stage(modality, epochs, learning_rate, warmup_fraction):
                      "export": False,
                      # ResNet50's step ran 2.06x faster without XLA than with it (oneDNN on, as
                      # train.py sets it), the log-Mel CNN's 1.53x faster with XLA
-                     # (bench/image_audio_step.py, README "Performance").
+                     # (bench/image_audio_step.py, README "Speed").
                      "jit_compile": "false" if modality == "image" else "auto"},
     }
 
