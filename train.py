@@ -30,7 +30,7 @@ def native_log_filter():
 
 
 def prepare_tensorflow():
-    """Before TensorFlow is imported: its oneDNN CPU kernels on, its start-up lines off the terminal.
+    """Before TensorFlow is imported: its oneDNN CPU kernels on, its start-up lines off screen.
 
     TensorFlow leaves oneDNN off on x86 CPUs without AVX-512, such as the 2-core AMD EPYC machines
     tfmm is measured on; there it makes ResNet50's training step without XLA several times faster
