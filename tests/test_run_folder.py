@@ -202,11 +202,12 @@ NOISE_LINES = [
 ]
 
 
-def run_after_importing_train(lines: str, timeout: int = 60):
-    """Runs `lines` in a fresh Python that has imported train.py (as `train`)."""
+def run_after_importing_train(lines: str, timeout: int = 60, **env):
+    """Runs `lines` in a fresh Python that has imported train.py (as `train`); `env` as
+    `tiny.subprocess_env`'s."""
     script = "import os, sys\nsys.argv = ['train.py']\nimport train\n" + lines
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=tiny.REPO_ROOT, timeout=timeout, env=tiny.subprocess_env())
+                          cwd=tiny.REPO_ROOT, timeout=timeout, env=tiny.subprocess_env(**env))
 
 
 def test_native_start_up_noise_is_filtered_and_everything_else_kept():
@@ -230,9 +231,11 @@ def test_after_start_up_native_lines_reach_the_terminal_directly():
     of a process that aborts afterwards (no thread left to forward it) still reaches stderr."""
     result = run_after_importing_train(
         "train.prepare_tensorflow()\n"
+        "os.write(1, os.environ['TF_ENABLE_ONEDNN_OPTS'].encode())\n"
         "os.write(2, b'F0000 00:00:1796149849.774226    8223 x.cc:9] a fatal native error\\n')\n"
-        "os.abort()\n", timeout=120)
+        "os.abort()\n", timeout=120, TF_ENABLE_ONEDNN_OPTS=None)
     assert result.returncode != 0
+    assert result.stdout == "1"  # oneDNN's kernels on (no TF_ENABLE_ONEDNN_OPTS was set)
     assert "a fatal native error" in result.stderr
     assert not [line for line in result.stderr.splitlines()
                 if "cuInit" in line or "oneDNN custom operations" in line], result.stderr

@@ -209,13 +209,12 @@ class FeatureExtraction:
         outputs = {}
         for modality, part in self._parts.items():
             inputs = {name: features[name] for name in part.input}
-            if modality in self._functions:
-                outputs.update(self._run(self._functions[modality], inputs))
-            elif self._setting == "auto":
+            if modality not in self._functions and self._setting == "auto":
                 outputs.update(self._choose(modality, inputs))
-            else:
+                continue
+            if modality not in self._functions:
                 self._functions[modality] = self.function(modality, self._setting == "true")
-                outputs.update(self._run(self._functions[modality], inputs))
+            outputs.update(self._run(self._functions[modality], inputs))
         return outputs
 
 
@@ -247,14 +246,13 @@ def compute_features(extractor: keras.Model, pipeline, batch_size: int,
     columns, targets, outputs = {}, [], {}
     digest = extractor_digest(extractor) if cache_dir else None
     extraction = extraction or FeatureExtraction(extractor, jit_compile="true", log=log)
-    extract = None if cache_dir else extraction
     for features, target in pipeline.batches(batch_size):
         for name, value in features.items():
             if name not in names:
                 columns.setdefault(name, []).append(np.asarray(value))
         targets.append(np.asarray(target))
-        if extract is not None:
-            _append_outputs(outputs, extract, features)
+        if not cache_dir:
+            _append_outputs(outputs, extraction, features)
         else:
             for name in sorted(features):
                 _update_with_array(digest, name, features[name])
