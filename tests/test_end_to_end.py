@@ -35,7 +35,8 @@ def test_run_folder_holds_everything(finished_run):
     config, result, _ = finished_run
     run_dir = config.training.run_dir
     for name in ("config.json", "run_info.json", "history.json", "model.keras",
-                 "test_report.json", "test_confusion_matrix.png", "training_curves.png",
+                 "test_report.json", "test_predictions.jsonl", "test_confusion_matrix.png",
+                 "training_curves.png",
                  "export/1/saved_model.pb"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     assert os.listdir(os.path.join(run_dir, "checkpoints"))
@@ -101,6 +102,16 @@ def test_evaluate_cli_writes_report(finished_run, tmp_path):
     report = json.load(open(tmp_path / "again_report.json"))
     assert report["num_examples"] == 16
     assert (tmp_path / "again_confusion_matrix.png").exists()
+    # Per-example predictions beside the report, in manifest order, agreeing with its accuracy.
+    assert report["predictions_file"] == "again_predictions.jsonl"
+    assert "again_predictions.jsonl" in output.stdout
+    lines = read_jsonl(str(tmp_path / "again_predictions.jsonl"))
+    rows = read_jsonl(manifest)
+    assert [line["id"] for line in lines] == [str(row.get("id", index + 1))
+                                              for index, row in enumerate(rows)]
+    assert [line["label"] for line in lines] == [row["label"] for row in rows]
+    assert np.mean([line["correct"] for line in lines]) == pytest.approx(report["accuracy"])
+    assert all(line["correct"] == (line["predicted"] == line["label"]) for line in lines)
 
 
 def test_evaluate_cli_refuses_to_overwrite_another_files_report(finished_run, tmp_path):

@@ -105,3 +105,31 @@ def test_targets_encode_from_manifest_rows():
                          target=None, audio_sample_rate=None)]
     np.testing.assert_array_equal(get_task("multilabel").encode_targets(multi, ("a", "b", "c")),
                                   [[1, 0, 1]])
+
+
+def test_prediction_lines_hand_worked_for_every_task():
+    from tfmm.data.manifest_rows import ManifestRow
+    from tfmm.evaluation.report import example_prediction_lines
+
+    def row(line, label=None, target=None, kind="who"):
+        return ManifestRow(line=line, id=f"q{line}", text="a", image=None, audio=None,
+                           label=label, target=target, audio_sample_rate=None,
+                           extra={"kind": kind})
+
+    logits = {"logits": np.array([[2.0, 0.0], [0.0, 3.0]])}
+    lines = example_prediction_lines("multiclass", logits, [row(1, "b"), row(2, "b", kind="x")],
+                                     ("a", "b"), group_field="kind")
+    assert lines[0] == {"id": "q1", "line": 1, "kind": "who", "label": "b", "predicted": "a",
+                        "probability": pytest.approx(1 / (1 + np.exp(-2.0)), abs=1e-6),
+                        "correct": False}
+    assert lines[1]["predicted"] == "b" and lines[1]["correct"] and lines[1]["kind"] == "x"
+
+    lines = example_prediction_lines("multilabel", {"logits": np.array([[1.0, -1.0, 0.5]])},
+                                     [row(1, ("a", "c"))], ("a", "b", "c"))
+    assert lines == [{"id": "q1", "line": 1, "label": ["a", "c"], "predicted": ["a", "c"],
+                      "correct": True}]
+
+    lines = example_prediction_lines("regression", {"predictions": np.array([[1.0, 4.0]])},
+                                     [row(1, target=(2.0, 2.0))], ())
+    assert lines == [{"id": "q1", "line": 1, "target": [2.0, 2.0], "prediction": [1.0, 4.0],
+                      "absolute_error": 1.5}]

@@ -39,6 +39,14 @@ def test_task_trains_evaluates_and_serves_raw_inputs(task, tiny_preset, tmp_path
     assert evaluate.main([run_dir, "--data", manifest, "--out", out, "--name", "again"]) == 0
     again = json.load(open(os.path.join(out, "again_report.json")))
     assert again[key] == pytest.approx(report[key], abs=1e-6)
+    # One line per example, in manifest order, agreeing with the report's score.
+    lines = tiny.read_jsonl(os.path.join(out, again["predictions_file"]))
+    assert [line["line"] for line in lines] == list(range(1, 17))
+    if task == "multilabel":
+        assert np.mean([line["correct"] for line in lines]) == pytest.approx(again[key])
+    else:
+        assert np.mean([line["absolute_error"] for line in lines]) == pytest.approx(
+            again[key], abs=1e-5)
 
     rows = tiny.read_jsonl(manifest)[:4]
     raw = {"text": tf.constant([row["text"] for row in rows]),

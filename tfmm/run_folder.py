@@ -86,6 +86,10 @@ class RunFolder:
         """A question-answering evaluation's {question id: answer} file."""
         return os.path.join(self.path, f"{name}_predictions.json")
 
+    def example_predictions(self, name: str) -> str:
+        """A classification or regression evaluation's per-example predictions (JSON lines)."""
+        return os.path.join(self.path, f"{name}_predictions.jsonl")
+
     # --- checks ----------------------------------------------------------------------------
     def check_writable(self, minimum_free_bytes: int = MINIMUM_FREE_BYTES):
         """Fails now, not after an hour of training, when the folder is unwritable or full.

@@ -56,7 +56,7 @@ def evaluate_finished_run(run, data_path: str, out_dir=None, name=None, batch_si
     log(f"{name}: {recipe.task.headline(report)}")
     written = f"report: {reports.report(name)}"
     if report.get("predictions_file"):
-        written += f"; predictions: {reports.predictions(name)}"
+        written += f"; predictions: {os.path.join(reports.path, report['predictions_file'])}"
     log(written)
     return report
 

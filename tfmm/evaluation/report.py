@@ -1,11 +1,12 @@
 """The evaluation report of a manifest: metrics JSON plus the plots a person looks at."""
 
+import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from tfmm.atomic_write import write_json
+from tfmm.atomic_write import write_bytes, write_json
 from tfmm.evaluation.metrics import reading_order
 from tfmm.evaluation.modality_removal import remove_modalities
 from tfmm.evaluation.plots import plot_training_curves
@@ -46,15 +47,21 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
         report["dropped_modalities"] = {"modalities": list(drop_modalities),
                                         "fraction": drop_fraction}
     rows = pipeline.manifest.rows
-    if group_field and len(rows) != len(outputs[task.output_keys[0]]):
-        # Shards read with skip_invalid drop records the source's rows still list: the rows
-        # no longer line up with the predictions, so no per-group figures rather than wrong ones.
-        report["by_" + group_field] = None
-    elif group_field:
-        report["by_" + group_field] = grouped_scores(
+    # Shards read with skip_invalid drop records the source's rows still list: the rows then no
+    # longer line up with the predictions, so no per-group or per-example figures rather than
+    # wrong ones.
+    aligned = len(rows) == len(outputs[task.output_keys[0]])
+    if group_field:
+        report["by_" + group_field] = (grouped_scores(
             task, [row.extra.get(group_field) for row in rows], outputs, targets)
+            if aligned else None)
     tf.io.gfile.makedirs(out_dir)
     folder = RunFolder(out_dir)
+    if aligned:
+        lines = example_prediction_lines(task, outputs, rows, labels, group_field)
+        write_bytes(folder.example_predictions(name),
+                    "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
+        report["predictions_file"] = os.path.basename(folder.example_predictions(name))
     plots = task.write_plots(report, outputs, targets, labels, out_dir, name)
     if history:
         plots["training_curves"] = plot_training_curves(
@@ -68,6 +75,19 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
 def headline(report: dict) -> str:
     """One line with the metrics a community reports for the report's task."""
     return get_task(report["task"]).headline(report)
+
+
+def example_prediction_lines(task, outputs: dict, rows, labels, group_field: str = "") -> list:
+    """One dict per example for `{name}_predictions.jsonl`: the row's "id" and manifest "line",
+    its `group_field` value (when one is set), then the task's answer and prediction fields
+    (`Task.prediction_fields`)."""
+    lines = []
+    for row, fields in zip(rows, get_task(task).prediction_fields(outputs, rows, labels)):
+        line = {"id": row.id, "line": row.line}
+        if group_field:
+            line[group_field] = row.extra.get(group_field)
+        lines.append({**line, **fields})
+    return lines
 
 
 def grouped_scores(task, groups, outputs: dict, targets) -> dict:

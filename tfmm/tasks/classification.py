@@ -132,6 +132,14 @@ class MulticlassTask(_ClassificationTask):
         exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
         return exponentials / exponentials.sum(axis=-1, keepdims=True)
 
+    def prediction_fields(self, outputs, rows, labels):
+        probabilities = self.probabilities(outputs)
+        best = probabilities.argmax(axis=-1)
+        return [{"label": row.label, "predicted": labels[index],
+                 "probability": round(float(row_probabilities[index]), 6),
+                 "correct": row.label == labels[index]}
+                for row, index, row_probabilities in zip(rows, best, probabilities)]
+
     def metrics(self, outputs, targets, labels):
         from tfmm.evaluation.metrics import classification_metrics
 
@@ -211,6 +219,15 @@ class MultilabelTask(_ClassificationTask):
 
     def probabilities(self, outputs) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-np.asarray(outputs["logits"], np.float64)))
+
+    def prediction_fields(self, outputs, rows, labels):
+        chosen = self.probabilities(outputs) >= MULTILABEL_THRESHOLD
+        fields = []
+        for row, row_chosen in zip(rows, chosen):
+            predicted = [label for label, is_chosen in zip(labels, row_chosen) if is_chosen]
+            fields.append({"label": list(row.label), "predicted": predicted,
+                           "correct": set(predicted) == set(row.label)})
+        return fields
 
     def metrics(self, outputs, targets, labels):
         from tfmm.evaluation.metrics import multilabel_metrics

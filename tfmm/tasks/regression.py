@@ -42,6 +42,14 @@ class RegressionTask(Task):
         return regression_metrics(targets, np.asarray(outputs["predictions"]),
                                   list(labels) or None)
 
+    def prediction_fields(self, outputs, rows, labels):
+        predictions = np.asarray(outputs["predictions"], np.float64)
+        return [{"target": list(row.target),
+                 "prediction": [round(float(value), 6) for value in row_predictions],
+                 "absolute_error": round(float(np.mean(np.abs(row_predictions
+                                                              - np.asarray(row.target)))), 6)}
+                for row, row_predictions in zip(rows, predictions)]
+
     def write_plots(self, report, outputs, targets, labels, out_dir, name):
         from tfmm.evaluation.plots import plot_regression_scatter
 

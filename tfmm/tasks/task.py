@@ -94,6 +94,18 @@ class Task:
         """One line with the metrics a community reports for the task."""
         raise NotImplementedError
 
+    def prediction_fields(self, outputs: dict, rows, labels) -> list:
+        """One JSON-ready dict per example: its answer in the manifest and the model's
+        prediction (the lines of an evaluation's `{name}_predictions.jsonl`; question answering
+        writes the official {question id: answer} file instead).
+
+        Args:
+            outputs: {output key: float32 [N, ...]} as `predict_dataset` collects them.
+            rows: the N `ManifestRow`s, in the same order.
+            labels: class names (classification) or target names (regression).
+        """
+        raise NotImplementedError
+
     # --- explanation (tfmm/explain) ----------------------------------------------------------
     def explained_scores(self, outputs):
         """float32 [N, K]: what explanations attribute, per unit of the head's output [N, K]
