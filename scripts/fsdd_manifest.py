@@ -24,6 +24,8 @@ import os
 import re
 import sys
 
+from tfmm.atomic_write import write_jsonl
+
 RECORDING_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_MAX_INDEX = 4  # FSDD's convention: recordings 0-4 of each speaker and digit are the test set.
 SPLITS = ("train", "test")
@@ -93,8 +95,7 @@ def write_manifests(recordings_dir: str, out_dir: str, run_dir: str, epochs: int
     rows = manifest_rows(list_recordings(recordings_dir), max_train_index)
     os.makedirs(out_dir, exist_ok=True)
     for split in SPLITS:
-        with open(os.path.join(out_dir, f"{split}.jsonl"), "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(row) + "\n" for row in rows[split])
+        write_jsonl(os.path.join(out_dir, f"{split}.jsonl"), rows[split])
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(training_config(out_dir, run_dir, epochs, seed), handle, indent=1)
         handle.write("\n")

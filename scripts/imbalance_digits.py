@@ -18,6 +18,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from tfmm.atomic_write import write_jsonl  # noqa: E402 (after the path insert)
+
 RARE_DIGITS = ("5", "6", "7", "8", "9")
 IMBALANCED_NAME = "audio_digits_train_imbalanced.jsonl"
 
@@ -41,9 +43,7 @@ def write_imbalanced_manifest(data_dir: str, keep: int = 7, rare=RARE_DIGITS,
         chosen = draw.sample(label_rows, keep) if label in rare else label_rows
         kept_ids.update(row["id"] for row in chosen)
     kept = [row for row in rows if row["id"] in kept_ids]  # the source's order
-    with open(os.path.join(data_dir, IMBALANCED_NAME), "w") as handle:
-        for row in kept:
-            handle.write(json.dumps(row) + "\n")
+    write_jsonl(os.path.join(data_dir, IMBALANCED_NAME), kept)
     counts = {}
     for row in kept:
         counts[row["label"]] = counts.get(row["label"], 0) + 1

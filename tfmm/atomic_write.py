@@ -130,6 +130,16 @@ def write_json(path: str, value, indent: int = 2):
     write_bytes(path, (json.dumps(value, indent=indent) + "\n").encode("utf-8"))
 
 
+def jsonl_bytes(rows) -> bytes:
+    """The UTF-8 bytes of `rows` (dicts) as JSON lines, one row per line."""
+    return "".join(json.dumps(row) + "\n" for row in rows).encode("utf-8")
+
+
+def write_jsonl(path: str, rows):
+    """Writes `rows` (dicts) to `path` as JSON lines, atomically (a manifest or predictions)."""
+    write_bytes(path, jsonl_bytes(rows))
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str):
     """Yields a temporary folder beside `path`; it replaces `path` when the block succeeds.

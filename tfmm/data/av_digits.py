@@ -40,6 +40,7 @@ import zlib
 
 import numpy as np
 
+from tfmm.atomic_write import jsonl_bytes
 from tfmm.data.av_digits_readme import readme_text
 from tfmm.errors import UserError
 
@@ -316,10 +317,6 @@ def write_recordings(zf: zipfile.ZipFile, recs: list[dict], out_dir: str,
                 _atomic_write(path, zf.read(rec["member"]))
 
 
-def _jsonl(rows: list[dict]) -> bytes:
-    return "".join(json.dumps(r) + "\n" for r in rows).encode("utf-8")
-
-
 def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int = 0,
                     overwrite: bool = False) -> dict:
     """Writes AV-digits QA under ``out_dir`` and returns where its manifests are.
@@ -372,12 +369,12 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int
                                        seed)
                      for split in _SPLITS}
     if not overwrite:
-        _check_same_seed(out_dir, _jsonl(rows_by_split["test"]), seed)
+        _check_same_seed(out_dir, jsonl_bytes(rows_by_split["test"]), seed)
     result = {}
     for split in _SPLITS:
         rows = rows_by_split[split]
         path = os.path.join(out_dir, f"{split}.jsonl")
-        _write_if_changed(path, _jsonl(rows))
+        _write_if_changed(path, jsonl_bytes(rows))
         result[f"{split}_manifest"] = path
         result[f"num_{split}"] = len(rows)
         # Single-modality digit manifests: each encoder's own task (and its accuracy ceiling).
@@ -388,7 +385,7 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int
                       for rec in recs if rec["split"] == split]
         for kind, kind_rows in (("image", image_rows), ("audio", audio_rows)):
             kind_path = os.path.join(out_dir, f"{kind}_digits_{split}.jsonl")
-            _write_if_changed(kind_path, _jsonl(kind_rows))
+            _write_if_changed(kind_path, jsonl_bytes(kind_rows))
             result[f"{kind}_digits_{split}_manifest"] = kind_path
     _write_if_changed(os.path.join(out_dir, BUILD_INFO_FILE), json.dumps(
         {"seed": seed, "train_examples_per_recording": train_examples_per_recording}).encode())

@@ -34,8 +34,9 @@ import os
 
 import numpy as np
 
+from tfmm.atomic_write import jsonl_bytes
 from tfmm.data.av_digits import (DataSeedError, _balanced_sequence, _check_same_seed,
-                                 _jsonl, _load_scans, _png_gray8, _read_fsdd_zip,
+                                 _load_scans, _png_gray8, _read_fsdd_zip,
                                  _write_if_changed, image_split, write_recordings)
 from tfmm.data.av_digits_readme import readme_text as av_digits_readme_text
 
@@ -259,7 +260,7 @@ def build_grid_digits(out_dir, *, seed: int = 0, overwrite: bool = False,
     images, _ = _load_scans()
     rows_by_split = draw_rows(seed, counts)
     if not overwrite:
-        _check_same_seed(out_dir, _jsonl(rows_by_split["test"]), seed, name="Grid-digits")
+        _check_same_seed(out_dir, jsonl_bytes(rows_by_split["test"]), seed, name="Grid-digits")
 
     scaled_scans = np.stack([scale_scan(scan) for scan in images])
     for split in _SPLITS:
@@ -272,7 +273,7 @@ def build_grid_digits(out_dir, *, seed: int = 0, overwrite: bool = False,
     result = {}
     for split in _SPLITS:
         path = os.path.join(out_dir, f"{split}.jsonl")
-        _write_if_changed(path, _jsonl(rows_by_split[split]))
+        _write_if_changed(path, jsonl_bytes(rows_by_split[split]))
         result[f"{split}_manifest"] = path
         result[f"num_{split}"] = len(rows_by_split[split])
     _write_if_changed(os.path.join(out_dir, BUILD_INFO_FILE),

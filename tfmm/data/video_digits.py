@@ -34,7 +34,8 @@ import os
 
 import numpy as np
 
-from tfmm.data.av_digits import (_atomic_write, _balanced_sequence, _check_same_seed, _jsonl,
+from tfmm.atomic_write import jsonl_bytes
+from tfmm.data.av_digits import (_atomic_write, _balanced_sequence, _check_same_seed,
                                  _load_scans, _read_fsdd_zip, _write_if_changed, image_split,
                                  write_recordings)
 
@@ -251,7 +252,7 @@ def build_video_digits(out_dir, *,
                                           train_examples_per_recording if split == "train" else 2,
                                           seed)
     if not overwrite:
-        _check_same_seed(out_dir, _jsonl(rows_by_split["test"][0]), seed, name="Video-digits")
+        _check_same_seed(out_dir, jsonl_bytes(rows_by_split["test"][0]), seed, name="Video-digits")
 
     write_recordings(zf, recs, out_dir, overwrite)
 
@@ -271,7 +272,7 @@ def build_video_digits(out_dir, *,
             frame_rows.append({"id": f"{split}-scan-{int(i)}", "video": video,
                                "label": str(int(labels[i]))})
         for name, data in ((f"{split}.jsonl", rows), (f"frames_{split}.jsonl", frame_rows)):
-            _write_if_changed(os.path.join(out_dir, name), _jsonl(data))
+            _write_if_changed(os.path.join(out_dir, name), jsonl_bytes(data))
         result[f"{split}_manifest"] = os.path.join(out_dir, f"{split}.jsonl")
         result[f"frames_{split}_manifest"] = os.path.join(out_dir, f"frames_{split}.jsonl")
         result[f"num_{split}"] = len(rows)

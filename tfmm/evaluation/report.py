@@ -1,12 +1,11 @@
 """The evaluation report of a manifest: metrics JSON plus the plots a person looks at."""
 
-import json
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from tfmm.atomic_write import write_bytes, write_json
+from tfmm.atomic_write import write_json, write_jsonl
 from tfmm.evaluation.metrics import reading_order
 from tfmm.evaluation.modality_removal import remove_modalities
 from tfmm.evaluation.plots import plot_training_curves
@@ -59,8 +58,7 @@ def evaluate_pipeline(model, pipeline, task, labels, out_dir: str, batch_size: i
     folder = RunFolder(out_dir)
     if aligned:
         lines = example_prediction_lines(task, outputs, rows, labels, group_field)
-        write_bytes(folder.example_predictions(name),
-                    "".join(json.dumps(line) + "\n" for line in lines).encode("utf-8"))
+        write_jsonl(folder.example_predictions(name), lines)
         report["predictions_file"] = os.path.basename(folder.example_predictions(name))
     plots = task.write_plots(report, outputs, targets, labels, out_dir, name)
     if history:
