@@ -15,6 +15,9 @@ digit, `speaker` kept as a row field. FSDD's own split: indexes 0-4 of every spe
 are the test set, the rest training. `--max-train-index K` keeps training indexes 5..K only (a
 smaller set). Both stages of config.json are the same model, seed and schedule (the log-Mel CNN
 of configs/av_digits.py's audio stage); they differ only in where the examples come from.
+
+The script imports nothing of tfmm (so nothing of TensorFlow): it is the kind of data
+preparation a user writes, and runs in a second.
 """
 from __future__ import annotations
 
@@ -23,8 +26,6 @@ import json
 import os
 import re
 import sys
-
-from tfmm.atomic_write import write_jsonl
 
 RECORDING_NAME = re.compile(r"^(\d)_([a-z]+)_(\d+)\.wav$")
 TEST_MAX_INDEX = 4  # FSDD's convention: recordings 0-4 of each speaker and digit are the test set.
@@ -95,7 +96,8 @@ def write_manifests(recordings_dir: str, out_dir: str, run_dir: str, epochs: int
     rows = manifest_rows(list_recordings(recordings_dir), max_train_index)
     os.makedirs(out_dir, exist_ok=True)
     for split in SPLITS:
-        write_jsonl(os.path.join(out_dir, f"{split}.jsonl"), rows[split])
+        with open(os.path.join(out_dir, f"{split}.jsonl"), "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in rows[split])
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as handle:
         json.dump(training_config(out_dir, run_dir, epochs, seed), handle, indent=1)
         handle.write("\n")

@@ -35,8 +35,6 @@ import os
 import random
 import sys
 
-from tfmm.atomic_write import write_jsonl
-
 _spec = importlib.util.spec_from_file_location(
     "fsdd_manifest", os.path.join(os.path.dirname(os.path.abspath(__file__)), "fsdd_manifest.py"))
 fsdd_manifest = importlib.util.module_from_spec(_spec)
@@ -153,6 +151,11 @@ def audio_rows(recordings: list[dict]) -> list[dict]:
     return [{"id": os.path.basename(r["path"])[:-len(".wav")], "audio": r["path"],
              "label": f"{r['speaker']} {r['digit']}", "speaker": r["speaker"]}
             for r in recordings]
+
+
+def write_jsonl(path: str, rows: list[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
 
 
 def write_manifests(recordings_dir: str, out_dir: str, seed: int = 0,

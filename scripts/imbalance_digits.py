@@ -18,8 +18,6 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from tfmm.atomic_write import write_jsonl  # noqa: E402 (after the path insert)
-
 RARE_DIGITS = ("5", "6", "7", "8", "9")
 IMBALANCED_NAME = "audio_digits_train_imbalanced.jsonl"
 
@@ -27,6 +25,8 @@ IMBALANCED_NAME = "audio_digits_train_imbalanced.jsonl"
 def write_imbalanced_manifest(data_dir: str, keep: int = 7, rare=RARE_DIGITS,
                               seed: int = 0) -> dict:
     """Writes the imbalanced training manifest; returns {label: rows kept}."""
+    from tfmm.atomic_write import write_jsonl
+
     source = os.path.join(data_dir, "audio_digits_train.jsonl")
     if not os.path.exists(source):
         from tfmm.data.av_digits import build_av_digits
