@@ -79,6 +79,9 @@ def test_type_and_value_errors(tmp_path):
         load_config(path, ["data.modalities=text,smell"])
     with pytest.raises(ConfigError, match=r"`data.image_size` must be >= 32"):
         load_config(path, ["data.image_size=16"])
+    with pytest.raises(ConfigError, match=r"`model.fusion_options.cross_attention_pooled_skip` "
+                                          r"must be true or false. Received: 'yes'"):
+        load_config(path, ['model.fusion_options={"cross_attention_pooled_skip": "yes"}'])
     with pytest.raises(ConfigError, match=r"divisible by `model.fusion_num_heads`"):
         load_config(path, ["model.projection_dim=30"])
     with pytest.raises(ConfigError, match=r"`data.num_targets` must be >= 1 .* Received: 0"):

@@ -46,14 +46,17 @@ POOLED = {
     "gated": lambda dtype: GatedFusion(dtype=dtype),
     "late": lambda dtype: LateModel(dtype=dtype),
 }
-# (mode, pooling, summary_tokens)
-TOKEN_VARIANTS = [(mode, pooling, False) for mode in ("single_stream", "co_attention")
+# (mode, pooling, summary_tokens, pooled_skip)
+TOKEN_VARIANTS = [(mode, pooling, False, False) for mode in ("single_stream", "co_attention")
                   for pooling in ("cls", "attention")]
-TOKEN_VARIANTS += [("single_stream", "cls", True), ("co_attention", "attention", True)]
-# XLA-compiled bfloat16 for three of them (each mode, pooling and summary setting at least once:
-# compiling is slow).
-XLA_VARIANTS = (("single_stream", "cls", False), ("co_attention", "attention", False),
-                ("single_stream", "cls", True))
+TOKEN_VARIANTS += [("single_stream", "cls", True, False),
+                   ("co_attention", "attention", True, False),
+                   ("single_stream", "attention", True, True),
+                   ("co_attention", "cls", False, True)]
+# XLA-compiled bfloat16 for four of them (each mode, pooling, summary and skip setting at least
+# once: compiling is slow).
+XLA_VARIANTS = (("single_stream", "cls", False, False), ("co_attention", "attention", False, False),
+                ("single_stream", "cls", True, False), ("single_stream", "attention", True, True))
 
 
 def pooled_inputs(seed=0):
@@ -124,8 +127,8 @@ def test_pooled_fusion_ignores_a_masked_modality(name):
                                  changed, embeddings * 1.5, [MODALITY_MASKS])
 
 
-@pytest.mark.parametrize("mode,pooling,summary", TOKEN_VARIANTS)
-def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling, summary):
+@pytest.mark.parametrize("mode,pooling,summary,skip", TOKEN_VARIANTS)
+def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling, summary, skip):
     tokens, token_masks = token_inputs()
     masks = tf.constant(MODALITY_MASKS)
     hidden = [(token_mask * masks[:, index:index + 1]).numpy()
@@ -134,16 +137,17 @@ def test_cross_attention_ignores_masked_modalities_and_padding(mode, pooling, su
 
     def make_layer(dtype):
         return Bound(CrossAttentionFusion(num_heads=2, num_layers=2, dropout=0.1, mode=mode,
-                                          pooling=pooling, summary_tokens=summary, dtype=dtype),
+                                          pooling=pooling, summary_tokens=summary,
+                                          pooled_skip=skip, dtype=dtype),
                      token_masks, masks)
     assert_ignores_hidden_values(make_layer, tokens, changed, [tokens[0] * 1.5] + tokens[1:],
-                                 hidden, xla=(mode, pooling, summary) in XLA_VARIANTS)
+                                 hidden, xla=(mode, pooling, summary, skip) in XLA_VARIANTS)
 
 
-@pytest.mark.parametrize("mode,pooling,summary", TOKEN_VARIANTS)
-def test_padding_and_absent_tokens_get_zero_attention_weight(mode, pooling, summary):
+@pytest.mark.parametrize("mode,pooling,summary,skip", TOKEN_VARIANTS)
+def test_padding_and_absent_tokens_get_zero_attention_weight(mode, pooling, summary, skip):
     layer = CrossAttentionFusion(num_heads=2, num_layers=1, dropout=0.1, mode=mode,
-                                 pooling=pooling, summary_tokens=summary)
+                                 pooling=pooling, summary_tokens=summary, pooled_skip=skip)
     tokens, token_masks = token_inputs()
     masks = tf.constant(MODALITY_MASKS)
     _, weights = layer(tokens, token_masks, masks, training=False, return_attention_scores=True)
@@ -178,6 +182,7 @@ def test_layer_configs_round_trip():
     layers += [LateFusion(), LateFusionHead("regression", 2, 3, hidden_dim=0, dropout=0.2),
                CrossAttentionFusion(2, 2, 0, 0.2, "co_attention", "attention", query_index=0),
                CrossAttentionFusion(2, 1, 0, 0.2, "single_stream", "cls", summary_tokens=True),
+               CrossAttentionFusion(2, 1, 0, 0.2, "single_stream", "attention", pooled_skip=True),
                TokenProjection(WIDTH, (2, 3))]
     for layer in layers:
         clone = keras.layers.deserialize(keras.layers.serialize(layer))

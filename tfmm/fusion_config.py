@@ -30,6 +30,9 @@ class FusionOptions:
     # cross_attention: a summary token (the mean of the real tokens) in front of each
     # modality's tokens, so the pooled vector is one of the tokens attended over.
     cross_attention_summary_tokens: bool = False
+    # cross_attention: the output also sees each modality's token mean (the pooled vector),
+    # past the transformer, through a learned projection.
+    cross_attention_pooled_skip: bool = False
     tensor_dim: int = 16  # tensor / low_rank: each vector is projected to this width first.
     rank: int = 4  # low_rank: rank r of the factorised fusion tensor.
 
@@ -71,9 +74,11 @@ def check_fusion_config(config):
                  CROSS_ATTENTION_MODES)
     check_choice("model.fusion_options.cross_attention_pooling",
                  options.cross_attention_pooling, CROSS_ATTENTION_POOLINGS)
-    if not isinstance(options.cross_attention_summary_tokens, bool):
-        raise ConfigError("`model.fusion_options.cross_attention_summary_tokens` must be true or "
-                          f"false. Received: {options.cross_attention_summary_tokens!r}")
+    for name in ("cross_attention_summary_tokens", "cross_attention_pooled_skip"):
+        value = getattr(options, name)
+        if not isinstance(value, bool):
+            raise ConfigError(f"`model.fusion_options.{name}` must be true or false. "
+                              f"Received: {value!r}")
     for name in ("tensor_dim", "rank"):
         value = getattr(options, name)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

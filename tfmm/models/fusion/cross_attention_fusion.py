@@ -101,6 +101,12 @@ class CrossAttentionFusion(keras.layers.Layer):
     vector they were trained to give (plus the mean position embedding): the fusion starts
     from what a pooled method sees and can still attend to single tokens.
 
+    With `pooled_skip`, those per-modality means also bypass the transformer: the output is a
+    learned projection of [pooled output; mean of modality 0's tokens; ...], each absent
+    modality's mean replaced by a learned "absent" vector (as concat fusion does). The head
+    then always sees the pooled vectors a pooled method sees, plus what attention over the
+    tokens adds.
+
     mode "single_stream" (ViLT-like): all modalities' tokens are concatenated (with a learned
     fusion token in front for pooling "cls") and pass `num_layers` transformer encoder layers.
     mode "co_attention": the tokens of modality `query_index` (text) and a learned fusion token
@@ -119,6 +125,7 @@ class CrossAttentionFusion(keras.layers.Layer):
         query_index: co_attention only: which modality gives the queries.
         summary_tokens: put a summary token (the mean of the real tokens) in front of each
             modality's tokens.
+        pooled_skip: project the pooled output together with each modality's token mean.
 
     Call arguments:
         tokens: list of M float tensors [B, T_m, D], one per modality.
@@ -137,7 +144,7 @@ class CrossAttentionFusion(keras.layers.Layer):
 
     def __init__(self, num_heads=4, num_layers=1, intermediate_dim=0, dropout=0.1,
                  mode="single_stream", pooling="cls", query_index=0, summary_tokens=False,
-                 **kwargs):
+                 pooled_skip=False, **kwargs):
         super().__init__(**kwargs)
         if mode not in MODES or pooling not in POOLINGS:
             raise ValueError(f"CrossAttentionFusion: `mode` must be one of {MODES} and `pooling` "
@@ -150,6 +157,7 @@ class CrossAttentionFusion(keras.layers.Layer):
         self.pooling = pooling
         self.query_index = query_index
         self.summary_tokens = summary_tokens
+        self.pooled_skip = pooled_skip
 
     def build(self, tokens_shape, token_masks_shape=None, masks_shape=None):
         num_modalities, width = len(tokens_shape), tokens_shape[0][-1]
@@ -193,6 +201,12 @@ class CrossAttentionFusion(keras.layers.Layer):
             self.attention_pooling = AttentionPooling(self.num_heads, name="fusion_pooling",
                                                       dtype=self.dtype_policy)
             self.attention_pooling.build(sequence_shape)
+        if self.pooled_skip:
+            self.absent_means = self.add_weight(shape=(num_modalities, width),
+                                                initializer="zeros", name="absent_means")
+            self.skip_projection = keras.layers.Dense(width, name="fusion_skip_projection",
+                                                      dtype=self.dtype_policy)
+            self.skip_projection.build((None, (num_modalities + 1) * width))
         self.built = True
 
     def _learned_token(self, weight, like):
@@ -218,14 +232,31 @@ class CrossAttentionFusion(keras.layers.Layer):
             sequence_masks.append(token_mask * modality_mask)
         return ops.concatenate(sequences, 1), ops.concatenate(sequence_masks, 1)
 
-    def _summary(self, values, token_mask, index):
-        """([B, 1, D] mean of the real tokens + modality `index`'s summary embedding,
-        float32 [B, 1]: 1 where the modality has a real token)."""
+    @staticmethod
+    def _token_mean(values, token_mask):
+        """([B, 1, D] mean of the real tokens, float32 [B, 1]: 1 where there is one)."""
         count = ops.sum(token_mask, axis=1, keepdims=True)  # [B, 1]
         weights = ops.cast(token_mask / ops.maximum(count, 1.0), values.dtype)
         mean = ops.sum(values * ops.expand_dims(weights, -1), axis=1, keepdims=True)
-        summary = mean + ops.cast(self.summary_embeddings[index], values.dtype)
-        return summary, ops.cast(count > 0, "float32")
+        return mean, ops.cast(count > 0, "float32")
+
+    def _summary(self, values, token_mask, index):
+        """([B, 1, D] mean of the real tokens + modality `index`'s summary embedding,
+        float32 [B, 1]: 1 where the modality has a real token)."""
+        mean, present = self._token_mean(values, token_mask)
+        return mean + ops.cast(self.summary_embeddings[index], values.dtype), present
+
+    def _with_pooled_skip(self, fused, tokens, token_masks, masks):
+        """[B, D]: the projection of [fused; each modality's token mean, or its absent vector
+        where the modality (or every token of it) is masked]."""
+        parts = [fused]
+        for index, (values, token_mask) in enumerate(zip(tokens, token_masks)):
+            mean, present = self._token_mean(ops.cast(values, self.compute_dtype),
+                                             ops.cast(token_mask, "float32"))
+            present = present * ops.cast(masks[:, index:index + 1], "float32")  # [B, 1]
+            absent = ops.cast(self.absent_means[index], self.compute_dtype)
+            parts.append(ops.where(present > 0, mean[:, 0, :], absent))
+        return self.skip_projection(ops.concatenate(parts, -1))
 
     def _with_token(self, weight, sequence, sequence_mask):
         """`sequence` with a learned token in front; that token is always attended to."""
@@ -273,6 +304,8 @@ class CrossAttentionFusion(keras.layers.Layer):
                 sequence, sequence_mask, return_attention_scores=True)
         else:
             fused = self.attention_pooling(sequence, sequence_mask)
+        if self.pooled_skip:
+            fused = self._with_pooled_skip(fused, tokens, token_masks, masks)
         return (fused, weights) if return_attention_scores else fused
 
     def compute_output_shape(self, tokens_shape, token_masks_shape=None, masks_shape=None):
@@ -284,5 +317,6 @@ class CrossAttentionFusion(keras.layers.Layer):
                        "intermediate_dim": self.intermediate_dim, "dropout": self.dropout,
                        "mode": self.mode, "pooling": self.pooling,
                        "query_index": self.query_index,
-                       "summary_tokens": self.summary_tokens})
+                       "summary_tokens": self.summary_tokens,
+                       "pooled_skip": self.pooled_skip})
         return config

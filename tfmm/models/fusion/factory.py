@@ -30,6 +30,7 @@ def build_fusion_and_head(config, num_outputs: int) -> tuple:
             pooling=options.cross_attention_pooling,
             query_index=modalities.index("text") if "text" in modalities else 0,
             summary_tokens=options.cross_attention_summary_tokens,
+            pooled_skip=options.cross_attention_pooled_skip,
             name="cross_attention_fusion")
     elif name == "tensor":
         from tfmm.models.fusion.tensor_fusion import TensorFusion
