@@ -75,13 +75,16 @@ def token_inputs(batch=3, length=8, audio_length=800):
             "text_mask": np.ones(batch, "float32"), "audio_mask": np.array([1, 0, 1], "float32")}
 
 
-def test_cached_token_features_give_the_full_models_outputs(tiny_preset, tmp_path):
+@pytest.mark.parametrize("options", [None, {"cross_attention_pooling": "attention",
+                                             "cross_attention_pooled_skip": True}])
+def test_cached_token_features_give_the_full_models_outputs(options, tiny_preset, tmp_path):
     """With frozen encoders, the top model on cached [B, T, F] features (before the projection)
-    and the token masks computes what the full model computes from raw inputs."""
+    and the token masks computes what the full model computes from raw inputs (one example
+    without audio); the model reloads from model.keras with the same outputs."""
     config = config_from_dict(tiny_config(
         tiny_preset, "unused.jsonl", str(tmp_path / "run"), modalities=("text", "audio"),
         model={"fusion": "cross_attention", "freeze_text_encoder": True,
-               "freeze_audio_encoder": True, "dropout": 0.1},
+               "freeze_audio_encoder": True, "dropout": 0.1, "fusion_options": options},
         cache_frozen_features=True)).validate()
     model = build_multimodal_model(config, 2)
     extractor, top = build_feature_models(model, ("text", "audio"))
@@ -93,6 +96,9 @@ def test_cached_token_features_give_the_full_models_outputs(tiny_preset, tmp_pat
     top_inputs = {**{name: value.numpy() for name, value in cached.items()},
                   "text_mask": features["text_mask"], "audio_mask": features["audio_mask"]}
     np.testing.assert_allclose(top(top_inputs)["logits"], model(features)["logits"], atol=1e-5)
+    model.save(str(tmp_path / "model.keras"))
+    reloaded = keras.saving.load_model(str(tmp_path / "model.keras"))
+    np.testing.assert_allclose(reloaded(features)["logits"], model(features)["logits"], atol=1e-6)
 
 
 def test_pooled_encoders_start_a_token_model(tiny_preset, tmp_path):
