@@ -11,7 +11,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OWNER = os.path.join("tfmm", "run_folder.py")
 # Run-folder names as a string literal spells them (anywhere in the literal) ...
 FILE_NAMES = ("config.json", "config_changes.json", "run_info.json", "history.json",
-              "model.keras", "_report.json", "_predictions.json", "training_curves.png",
+              "model.keras", "_report.json", "_predictions.json", "_predictions.jsonl",
+              "training_curves.png",
               "export/1")
 # ... and folder names, which are ordinary words: only a literal that is exactly the name.
 FOLDER_NAMES = ("checkpoints", "logs", "export")
@@ -134,6 +135,7 @@ def test_run_folder_paths_and_records(tmp_path):
     assert model_file("elsewhere/best.keras") == "elsewhere/best.keras"
     assert os.path.dirname(folder.report("test")) == folder.path
     assert folder.report("test") != folder.report("eval") != folder.predictions("eval")
+    assert folder.example_predictions("eval") != folder.predictions("eval")
     assert not folder.has_checkpoint()
 
 

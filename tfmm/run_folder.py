@@ -11,6 +11,7 @@
         model.keras               the trained model (reloads after `import tfmm`)
         <name>_report.json        an evaluation report ("test", "eval", or evaluate.py's --name)
         <name>_predictions.json   a question-answering evaluation's answers
+        <name>_predictions.jsonl  a classification or regression evaluation's, one per example
         training_curves.png       plots beside the reports
         export/1/                 the serving SavedModel (a TF Serving version folder)
 
