@@ -40,7 +40,7 @@ import zlib
 
 import numpy as np
 
-from tfmm.atomic_write import jsonl_bytes
+from tfmm.atomic_write import jsonl_bytes, write_bytes
 from tfmm.data.av_digits_readme import readme_text
 from tfmm.errors import UserError
 
@@ -267,20 +267,13 @@ def _make_rows(split: str, recs: list[dict], scan_idx: np.ndarray, scan_labels: 
 # Writing
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def _write_if_changed(path: str, data: bytes) -> None:
     current = None
     if os.path.exists(path):
         with open(path, "rb") as f:
             current = f.read()
     if current != data:
-        _atomic_write(path, data)
+        write_bytes(path, data)
 
 
 def _check_same_seed(out_dir: str, test_manifest: bytes, seed: int,
@@ -314,7 +307,7 @@ def write_recordings(zf: zipfile.ZipFile, recs: list[dict], out_dir: str,
         for rec in recs:
             path = os.path.join(audio_dir, rec["file"])
             if overwrite or not os.path.exists(path):
-                _atomic_write(path, zf.read(rec["member"]))
+                write_bytes(path, zf.read(rec["member"]))
 
 
 def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int = 0,
@@ -358,7 +351,7 @@ def build_av_digits(out_dir, *, train_examples_per_recording: int = 4, seed: int
         for i in split_idx[split]:
             path = os.path.join(d, f"digit_{int(i)}.png")
             if overwrite or not os.path.exists(path):
-                _atomic_write(path, _png_gray8(images[i]))
+                write_bytes(path, _png_gray8(images[i]))
 
     write_recordings(zf, recs, out_dir, overwrite)
 

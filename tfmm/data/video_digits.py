@@ -34,8 +34,8 @@ import os
 
 import numpy as np
 
-from tfmm.atomic_write import jsonl_bytes
-from tfmm.data.av_digits import (_atomic_write, _balanced_sequence, _check_same_seed,
+from tfmm.atomic_write import jsonl_bytes, write_bytes
+from tfmm.data.av_digits import (_balanced_sequence, _check_same_seed,
                                  _load_scans, _read_fsdd_zip, _write_if_changed, image_split,
                                  write_recordings)
 
@@ -212,7 +212,7 @@ def _make_rows(split: str, recs: list[dict], scan_idx: np.ndarray, scan_labels: 
 
 def _write_clip(path: str, scans: np.ndarray, seed: list, overwrite: bool) -> None:
     if overwrite or not os.path.exists(path):
-        _atomic_write(path, _gif_bytes(render_clip(scans, np.random.default_rng(seed))))
+        write_bytes(path, _gif_bytes(render_clip(scans, np.random.default_rng(seed))))
 
 
 def build_video_digits(out_dir, *,
