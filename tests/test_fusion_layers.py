@@ -253,7 +253,8 @@ def test_summary_token_is_the_mean_of_the_real_tokens():
     tokens, token_masks = token_inputs()
     masks = tf.constant(MODALITY_MASKS)
     layer(tokens, token_masks, masks)
-    sequence, sequence_mask = layer._sequence(tokens, token_masks, masks, [0])
+    sequence, sequence_mask = layer._sequence(tokens, token_masks, masks, [0],
+                                              layer._token_means(tokens, token_masks))
     text_mean = np.stack([tokens[0][example, :length].numpy().mean(0)
                           for example, length in enumerate(TEXT_LENGTHS)])
     expected = (text_mean + layer.summary_embeddings[0].numpy()

@@ -214,10 +214,10 @@ class CrossAttentionFusion(keras.layers.Layer):
         return ops.broadcast_to(ops.cast(weight, self.compute_dtype),
                                 (ops.shape(like)[0], 1, weight.shape[-1]))
 
-    def _sequence(self, tokens, token_masks, masks, indices):
+    def _sequence(self, tokens, token_masks, masks, indices, means):
         """Tokens of the modalities `indices` with their type embeddings (each modality's
-        summary token first, with `summary_tokens`), concatenated, and their masks (token mask
-        x modality mask)."""
+        summary token first, with `summary_tokens`: its token mean of `means` plus its summary
+        embedding), concatenated, and their masks (token mask x modality mask)."""
         sequences, sequence_masks = [], []
         for index in indices:
             embedding = ops.cast(self.modality_embeddings[index], self.compute_dtype)
@@ -225,7 +225,8 @@ class CrossAttentionFusion(keras.layers.Layer):
             token_mask = ops.cast(token_masks[index], "float32")
             modality_mask = ops.cast(masks[:, index:index + 1], "float32")
             if self.summary_tokens:
-                summary, present = self._summary(values, token_mask, index)
+                mean, present = means[index]
+                summary = mean + ops.cast(self.summary_embeddings[index], self.compute_dtype)
                 sequences.append(summary + embedding)
                 sequence_masks.append(present * modality_mask)
             sequences.append(values + embedding)
@@ -240,19 +241,17 @@ class CrossAttentionFusion(keras.layers.Layer):
         mean = ops.sum(values * ops.expand_dims(weights, -1), axis=1, keepdims=True)
         return mean, ops.cast(count > 0, "float32")
 
-    def _summary(self, values, token_mask, index):
-        """([B, 1, D] mean of the real tokens + modality `index`'s summary embedding,
-        float32 [B, 1]: 1 where the modality has a real token)."""
-        mean, present = self._token_mean(values, token_mask)
-        return mean + ops.cast(self.summary_embeddings[index], values.dtype), present
+    def _token_means(self, tokens, token_masks):
+        """Each modality's `_token_mean` (the summary tokens and the pooled skip share them)."""
+        return [self._token_mean(ops.cast(values, self.compute_dtype),
+                                 ops.cast(token_mask, "float32"))
+                for values, token_mask in zip(tokens, token_masks)]
 
-    def _with_pooled_skip(self, fused, tokens, token_masks, masks):
-        """[B, D]: the projection of [fused; each modality's token mean, or its absent vector
-        where the modality (or every token of it) is masked]."""
+    def _with_pooled_skip(self, fused, means, masks):
+        """[B, D]: the projection of [fused; each modality's token mean of `means`, or its
+        absent vector where the modality (or every token of it) is masked]."""
         parts = [fused]
-        for index, (values, token_mask) in enumerate(zip(tokens, token_masks)):
-            mean, present = self._token_mean(ops.cast(values, self.compute_dtype),
-                                             ops.cast(token_mask, "float32"))
+        for index, (mean, present) in enumerate(means):
             present = present * ops.cast(masks[:, index:index + 1], "float32")  # [B, 1]
             absent = ops.cast(self.absent_means[index], self.compute_dtype)
             parts.append(ops.where(present > 0, mean[:, 0, :], absent))
@@ -266,10 +265,12 @@ class CrossAttentionFusion(keras.layers.Layer):
 
     def call(self, tokens, token_masks, masks, training=None, return_attention_scores=False):
         tokens, token_masks = list(tokens), list(token_masks)
+        means = (self._token_means(tokens, token_masks)
+                 if self.summary_tokens or self.pooled_skip else None)
         weights = {}
         if self.mode == "single_stream":
             sequence, sequence_mask = self._sequence(tokens, token_masks, masks,
-                                                     range(len(tokens)))
+                                                     range(len(tokens)), means)
             if self.pooling == "cls":
                 sequence, sequence_mask = self._with_token(self.fusion_token, sequence,
                                                            sequence_mask)
@@ -285,9 +286,9 @@ class CrossAttentionFusion(keras.layers.Layer):
             others = [index for index in range(len(tokens)) if index != self.query_index]
             sequence, sequence_mask = self._with_token(
                 self.fusion_token, *self._sequence(tokens, token_masks, masks,
-                                                   [self.query_index]))
+                                                   [self.query_index], means))
             keys, key_mask = self._with_token(
-                self.nothing_token, *self._sequence(tokens, token_masks, masks, others))
+                self.nothing_token, *self._sequence(tokens, token_masks, masks, others, means))
             query_mask, key_mask = ops.cast(sequence_mask, "bool"), ops.cast(key_mask, "bool")
             for layer in self.fusion_layers:
                 if return_attention_scores:
@@ -305,7 +306,7 @@ class CrossAttentionFusion(keras.layers.Layer):
         else:
             fused = self.attention_pooling(sequence, sequence_mask)
         if self.pooled_skip:
-            fused = self._with_pooled_skip(fused, tokens, token_masks, masks)
+            fused = self._with_pooled_skip(fused, means, masks)
         return (fused, weights) if return_attention_scores else fused
 
     def compute_output_shape(self, tokens_shape, token_masks_shape=None, masks_shape=None):
