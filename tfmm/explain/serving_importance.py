@@ -17,7 +17,6 @@ import tensorflow as tf
 
 from tfmm.explain.integrated_gradients import task_score
 from tfmm.export.serving_model import build_serving_function
-from tfmm.export.input_checks import serving_input_checks
 from tfmm.preprocessing.multimodal_preprocessor import MASK_SUFFIX, MultimodalPreprocessor
 from tfmm.run_folder import load_finished_run
 from tfmm.tasks import get_task
@@ -64,20 +63,9 @@ def export_with_importance(run_path: str, export_dir: str) -> str:
     preprocessor = MultimodalPreprocessor.from_data_config(config.data, config.model.text_preset)
     model = run.model
     serve = build_serving_function(model, preprocessor, task, labels)
-    modalities = list(preprocessor.modalities)
-    required = [name for name in modalities if name not in preprocessor.optional_modalities]
-    label_table = tf.constant(labels or [""], tf.string)
-
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=name)
-                                  for name in modalities])
-    def importance(*raw_inputs):
-        inputs = dict(zip(modalities, raw_inputs))
-        with tf.control_dependencies(serving_input_checks(inputs, required)):
-            inputs = {name: tf.identity(value) for name, value in inputs.items()}
-        features = preprocessor(inputs)
-        outputs = task.serving_outputs(model(features, training=False), label_table)
-        outputs.update(removal_importance_graph(model, features, task.name))
-        return outputs
+    importance = build_serving_function(
+        model, preprocessor, task, labels,
+        extra_outputs=lambda features: removal_importance_graph(model, features, task.name))
 
     archive = keras.export.ExportArchive()
     archive.track(model)

@@ -26,7 +26,7 @@ from tfmm.export.input_checks import serving_input_checks
 from tfmm.tasks import get_task
 
 
-def build_serving_function(model, preprocessor, task: str, labels):
+def build_serving_function(model, preprocessor, task: str, labels, extra_outputs=None):
     """The raw-input serving function (a tf.function with a fixed signature).
 
     Args:
@@ -36,6 +36,8 @@ def build_serving_function(model, preprocessor, task: str, labels):
         task: a classification or regression `tfmm.tasks.Task` (or its name): it chooses the
             outputs (`Task.serving_outputs`).
         labels: class names, in class-index order.
+        extra_outputs: optional callable(features) -> dict of more outputs, computed from the
+            preprocessed features in the same graph (e.g. modality importance).
 
     Returns:
         A `tf.function` taking one tf.string [None] tensor per modality (keyword arguments named
@@ -54,8 +56,10 @@ def build_serving_function(model, preprocessor, task: str, labels):
         with tf.control_dependencies(serving_input_checks(inputs, required)):
             inputs = {name: tf.identity(value) for name, value in inputs.items()}
         features = preprocessor(inputs)
-        outputs = model(features, training=False)
-        return task.serving_outputs(outputs, label_table)
+        outputs = task.serving_outputs(model(features, training=False), label_table)
+        if extra_outputs is not None:
+            outputs.update(extra_outputs(features))
+        return outputs
 
     return serve
 
