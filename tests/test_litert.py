@@ -15,7 +15,8 @@ from helpers import tiny
 from tfmm.config import config_from_dict
 from tfmm.data.dataset import ExamplePipeline
 from tfmm.data.manifest import read_manifest_for_config
-from tfmm.export.litert import convert_to_litert, representative_features, size_breakdown
+from tfmm.export.litert import convert_to_litert, representative_features
+from tfmm.export.litert_graph_edits import size_breakdown
 from tfmm.export.litert_runner import LiteRTModel
 from tfmm.models.multimodal_model import build_multimodal_model
 from tfmm.preprocessing.multimodal_preprocessor import MultimodalPreprocessor
