@@ -31,7 +31,8 @@ class FusionOptions:
     # modality's tokens, so the pooled vector is one of the tokens attended over.
     cross_attention_summary_tokens: bool = False
     # cross_attention: the output also sees each modality's token mean (the pooled vector),
-    # past the transformer, through a learned projection.
+    # past the transformer, through a learned projection. Off by default: on the grounding
+    # task (configs/grid_digits.py) it once kept the model from learning positions at all.
     cross_attention_pooled_skip: bool = False
     tensor_dim: int = 16  # tensor / low_rank: each vector is projected to this width first.
     rank: int = 4  # low_rank: rank r of the factorised fusion tensor.
