@@ -25,6 +25,7 @@ setup(
         "importlib_resources",
         "safetensors",  # keras-hub reads Hugging Face BERT checkpoints with it
         "scikit-learn",  # metrics, and the real handwritten `digits` scans of the quickstart
+        "scipy",  # exact McNemar test of scripts/compare_predictions.py (scikit-learn needs it too)
         "matplotlib",  # evaluation plots
         "tensorboard",  # tf.summary writers (TensorFlow 2.21 no longer pulls it in)
         "dp-accounting>=0.6",  # DP-SGD's privacy accountant (tfmm/training/privacy_accounting.py)
