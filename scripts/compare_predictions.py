@@ -1,11 +1,10 @@
 """Compares two models on the same test examples from their predictions files.
 
-    python scripts/compare_predictions.py \
-        --a runs/fsdd/seed0/cross_attention/test_predictions.jsonl \
-            runs/fsdd/seed1/cross_attention/test_predictions.jsonl \
-        --b runs/fsdd/seed0/gated/test_predictions.jsonl \
-            runs/fsdd/seed1/gated/test_predictions.jsonl \
-        --group-field question_type
+    python scripts/compare_predictions.py --group-field question_type \
+        --a runs/fsdd_seed{0,1,2}/cross_attention/test_predictions.jsonl \
+        --b runs/fsdd_seed{0,1,2}/gated/test_predictions.jsonl
+
+(`scripts/fusion_ablation.py ... --run-root runs/fsdd_seedN --set training.seed=N` wrote them.)
 
 Files are paired in order (A's first with B's first: e.g. one pair per seed) and must hold the
 same example ids. Prints, for all examples and per group, how many each model gets wrong, how many
